@@ -1,0 +1,46 @@
+"""The Fastly secret store API: an async client and client-side sealing. Knows nothing of Kubernetes."""
+
+from ._http import RequestInfo, RetryPolicy
+from .client import DEFAULT_ENDPOINT, FastlyClient
+from .errors import (
+    AlreadyExistsError,
+    FastlyError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitedError,
+    ServerUnavailableError,
+    SigningKeyMismatchError,
+    UnauthorizedError,
+    UnexpectedResponseError,
+    ValueTooLargeError,
+)
+from .models import ClientKey, Page, RateLimit, SealedValue, Secret, Store, parse_time
+from .sealing import FASTLY_SIGNING_KEY, MAX_VALUE_BYTES, Sealer, verify_client_key
+
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "FASTLY_SIGNING_KEY",
+    "MAX_VALUE_BYTES",
+    "AlreadyExistsError",
+    "ClientKey",
+    "FastlyClient",
+    "FastlyError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "Page",
+    "RateLimit",
+    "RateLimitedError",
+    "RequestInfo",
+    "RetryPolicy",
+    "SealedValue",
+    "Sealer",
+    "Secret",
+    "ServerUnavailableError",
+    "SigningKeyMismatchError",
+    "Store",
+    "UnauthorizedError",
+    "UnexpectedResponseError",
+    "ValueTooLargeError",
+    "parse_time",
+    "verify_client_key",
+]

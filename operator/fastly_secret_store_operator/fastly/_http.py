@@ -1,0 +1,230 @@
+"""One HTTP exchange with Fastly: headers, retries with backoff, rate limits, error mapping, reporting.
+
+Kept apart from client.py so the client reads as a list of endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .errors import ServerUnavailableError, error_for_status, read_error_body, redact_text
+from .models import RateLimit
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+# Transport errors raised before a single byte of the request left: safe to retry even for a POST.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try. ``attempts`` counts the first try; delays are in seconds."""
+
+    attempts: int = 4
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+    max_rate_limit_wait: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("RetryPolicy.attempts must be at least 1")
+        if min(self.base_delay, self.max_delay, self.max_rate_limit_wait) < 0:
+            raise ValueError("RetryPolicy delays must not be negative")
+
+    def backoff(self, retry: int, jitter: float) -> float:
+        """The delay before retry number ``retry`` (1-based): exponential, capped, then scaled into
+        [50%, 100%] by ``jitter`` in [0, 1] so that many clients do not retry in lockstep."""
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
+        return ceiling * (0.5 + jitter / 2)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What one attempt did, for metrics. ``endpoint`` is a route template, never a concrete id or name."""
+
+    method: str
+    endpoint: str
+    status: int | None  # None when no response came back
+    elapsed: float
+    rate_limit: RateLimit  # the rate-limit headers of this response (fields are None when absent)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # e.g. "/resources/stores/secret/{store_id}"
+    idempotent: bool = True  # safe to repeat after a failure that may have reached the server
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.template}"
+
+    def path(self, params: Mapping[str, str]) -> str:
+        return self.template.format_map({key: _path_segment(key, value) for key, value in params.items()})
+
+
+def _path_segment(key: str, value: str) -> str:
+    # "." and ".." would be collapsed by URL normalisation: DELETE .../secrets/.. would delete the store.
+    if not value or value in (".", ".."):
+        raise ValueError(f"{key} {value!r} cannot be used in a Fastly API path")
+    return quote(value, safe="")
+
+
+def check_endpoint(endpoint: str) -> httpx.URL:
+    """The endpoint as a URL: https, or plain http only to a loopback address (an emulator)."""
+    url = httpx.URL(endpoint)
+    if url.scheme == "https" and url.host:
+        return url
+    if url.scheme == "http" and _is_loopback(url.host):
+        return url
+    raise ValueError(
+        f"Fastly endpoint {endpoint!r} must be an https:// URL "
+        "(plain http:// is allowed only for 127.0.0.0/8, ::1 and localhost)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_rate_limit(headers: httpx.Headers) -> RateLimit:
+    remaining = _int_header(headers, "Fastly-RateLimit-Remaining")
+    reset = _int_header(headers, "Fastly-RateLimit-Reset")
+    return RateLimit(
+        remaining=remaining,
+        reset_at=datetime.fromtimestamp(reset, UTC) if reset is not None else None,
+    )
+
+
+def _int_header(headers: httpx.Headers, name: str) -> int | None:
+    try:
+        return int(headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _retry_at(headers: httpx.Headers, rate_limit: RateLimit, now: datetime) -> datetime | None:
+    """When a 429 says to come back: Retry-After (seconds or HTTP date), else Fastly-RateLimit-Reset."""
+    retry_after = headers.get("Retry-After")
+    if retry_after is not None:
+        try:
+            return now + timedelta(seconds=max(0.0, float(retry_after)))
+        except ValueError:
+            pass
+        try:
+            return parsedate_to_datetime(retry_after).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return rate_limit.reset_at
+
+
+@dataclass
+class Connection:
+    """A pooled httpx client plus the policy for using it. One per FastlyClient."""
+
+    http: httpx.AsyncClient
+    retry: RetryPolicy
+    redact: tuple[str, ...]  # strings that must never reach an error message (the token)
+    on_response: Callable[[RequestInfo], None] | None = None
+    sleep: Sleep = asyncio.sleep
+    clock: Clock = utc_now
+    jitter: Callable[[], float] = random.random
+    rate_limit: RateLimit = field(default_factory=lambda: RateLimit(remaining=None, reset_at=None))
+
+    async def request(
+        self,
+        route: Route,
+        path: Mapping[str, str] | None = None,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Mapping[str, Any] | None = None,
+        sensitive: tuple[str, ...] = (),
+    ) -> httpx.Response:
+        """Send until success or until the policy says stop; return the 2xx response or raise FastlyError.
+        ``sensitive`` lists body strings (sealed values) that must not leak into errors either."""
+        url = route.path(path or {})
+        attempt = 0
+        while True:
+            attempt += 1
+            retries_left = attempt < self.retry.attempts
+            started = time.monotonic()
+            try:
+                response = await self.http.request(route.method, url, params=params, json=body)
+            except httpx.TransportError as exc:
+                self._report(route, None, started, RateLimit(remaining=None, reset_at=None))
+                if retries_left and (route.idempotent or isinstance(exc, _NOT_SENT)):
+                    await self.sleep(self.retry.backoff(attempt, self.jitter()))
+                    continue
+                # httpx messages name the failure ("timed out", "Connection refused"), not headers or bodies.
+                detail = redact_text(str(exc), self.redact).strip() or None
+                raise ServerUnavailableError(
+                    f"cannot reach Fastly ({type(exc).__name__})", detail=detail
+                ) from exc
+
+            rate_limit = read_rate_limit(response.headers)
+            self._report(route, response.status_code, started, rate_limit)
+            if response.is_success:
+                return response
+
+            status = response.status_code
+            reset_at = None
+            if status == 429:
+                # A 429 means the request was refused, not done: waiting and repeating is safe for any method.
+                now = self.clock()
+                reset_at = _retry_at(response.headers, rate_limit, now)
+                wait = (reset_at - now).total_seconds() if reset_at is not None else None
+                if retries_left and wait is not None and wait <= self.retry.max_rate_limit_wait:
+                    await self.sleep(max(0.0, wait))
+                    continue
+            elif status >= 500 and retries_left and route.idempotent:
+                await self.sleep(self.retry.backoff(attempt, self.jitter()))
+                continue
+
+            msg, detail = read_error_body(response.content, redact=(*self.redact, *sensitive))
+            raise error_for_status(
+                status, msg or response.reason_phrase or f"HTTP {status}", detail, reset_at=reset_at
+            )
+
+    def _report(self, route: Route, status: int | None, started: float, rate_limit: RateLimit) -> None:
+        logger.debug("Fastly %s -> %s", route.label, status if status is not None else "no response")
+        if rate_limit.remaining is not None or rate_limit.reset_at is not None:
+            self.rate_limit = rate_limit
+        if self.on_response is None:
+            return
+        info = RequestInfo(
+            method=route.method,
+            endpoint=route.label,
+            status=status,
+            elapsed=time.monotonic() - started,
+            rate_limit=rate_limit,
+        )
+        try:
+            self.on_response(info)
+        except Exception:
+            # A broken metrics hook must not turn a good Fastly answer into a failure.
+            logger.exception("on_response hook failed for %s", route.label)
