@@ -62,7 +62,7 @@ def paginate(items: Sequence[Item], key: Callable[[Item], str], cursor: str | No
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        return base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise bad_request("cursor: invalid") from None
 
