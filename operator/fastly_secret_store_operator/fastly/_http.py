@@ -180,11 +180,11 @@ class Connection:
                 if retries_left and (route.idempotent or isinstance(exc, _NOT_SENT)):
                     await self.sleep(self.retry.backoff(attempt, self.jitter()))
                     continue
-                # httpx messages name the failure ("timed out", "Connection refused"), not headers or bodies.
+                # Not chained: the httpx error holds the request, and so the token, for any traceback to show.
                 detail = redact_text(str(exc), self.redact).strip() or None
                 raise ServerUnavailableError(
                     f"cannot reach Fastly ({type(exc).__name__})", detail=detail
-                ) from exc
+                ) from None
 
             rate_limit = read_rate_limit(response.headers)
             self._report(route, response.status_code, started, rate_limit)

@@ -1,0 +1,402 @@
+"""The HTTP contract: headers, endpoints, timeouts, retries, rate limits and the on_response hook."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from fastly_secret_store_operator import __version__
+from fastly_secret_store_operator.fastly import (
+    FastlyClient,
+    FastlyError,
+    RateLimitedError,
+    RequestInfo,
+    RetryPolicy,
+    SealedValue,
+    ServerUnavailableError,
+)
+
+STORE = {"id": "7nLoGzCcs1ZbDD8BaX3jKR", "name": "checkout", "created_at": "2026-11-28T10:00:00Z"}
+SECRET = {
+    "name": "STRIPE_KEY",
+    "digest": "tNM8mkJTjQGBtkHQ3RRn+dzLbh9iZfJ02GVz35HY9iA=",
+    "created_at": "2026-11-28T10:00:00Z",
+}
+CLIENT_KEY = {
+    "public_key": "2iMPR4MnTZ3vC2PjShB6PQM8wLb2ckfUOLKwex5sYUc=",
+    "signature": "xfLzo9i8KTwie/FZID5ZAkPWiCCzbV1T77xUrzuRx3zUvdnF/I6m9Q0WKTKl8qW++NDPhrc/1wmBvILV7EmdAw==",
+    "expires_at": "2023-11-27T16:04:54.798109645Z",
+}
+SEALED = SealedValue(secret="c2VhbGVkLWNpcGhlcnRleHQ=", client_key=CLIENT_KEY["public_key"])
+
+
+def ok(body: object = None, status: int = 200, **headers: str) -> httpx.Response:
+    if body is None:
+        return httpx.Response(status, headers=headers)
+    return httpx.Response(status, json=body, headers=headers)
+
+
+def failing(status: int, **headers: str) -> httpx.Response:
+    return httpx.Response(status, json={"msg": "Service Unavailable"}, headers=headers)
+
+
+def raising(error: type[httpx.TransportError]) -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("simulated", request=request)
+
+    return handler
+
+
+# Every write the client can make, with whether repeating it is safe.
+WRITES = [
+    pytest.param(lambda c: c.create_store("checkout"), STORE, False, id="create_store"),
+    pytest.param(lambda c: c.create_secret("s1", "K", SEALED), SECRET, False, id="create_secret"),
+    pytest.param(lambda c: c.put_secret("s1", "K", SEALED), SECRET, True, id="put_secret"),
+    pytest.param(lambda c: c.recreate_secret("s1", "K", SEALED), SECRET, True, id="recreate_secret"),
+    pytest.param(lambda c: c.create_client_key(), CLIENT_KEY, True, id="create_client_key"),
+    pytest.param(lambda c: c.delete_store("s1"), None, True, id="delete_store"),
+    pytest.param(lambda c: c.delete_secret("s1", "K"), None, True, id="delete_secret"),
+    pytest.param(lambda c: c.get_store("s1"), STORE, True, id="get_store"),
+]
+
+
+class TestRequests:
+    async def test_sends_token_accept_and_user_agent(self, make_api: Any, token: str) -> None:
+        api = make_api(lambda request: ok(STORE, 201))
+        await api.client.create_store("checkout")
+        headers = api.requests[0].headers
+        assert headers["Fastly-Key"] == token
+        assert headers["Accept"] == "application/json"
+        assert headers["User-Agent"].startswith(f"fastly-secret-store-operator/{__version__}")
+        assert __version__ != ""
+
+    async def test_sends_json_bodies(self, make_api: Any) -> None:
+        api = make_api(lambda request: ok(SECRET))
+        await api.client.put_secret("s1", "STRIPE_KEY", SEALED)
+        request = api.requests[0]
+        assert request.headers["Content-Type"] == "application/json"
+        assert json.loads(request.content) == {
+            "name": "STRIPE_KEY",
+            "secret": SEALED.secret,
+            "client_key": SEALED.client_key,
+        }
+
+    async def test_one_pooled_connection_serves_all_requests(self, token: str) -> None:
+        # A real socket on loopback: every request must reuse the same TCP connection.
+        peers: list[tuple[str, int]] = []
+        hung_up = asyncio.Event()
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peers.append(writer.get_extra_info("peername"))
+            body = json.dumps(STORE).encode()
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                while await reader.readuntil(b"\r\n\r\n"):
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                    writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                    await writer.drain()
+            writer.close()
+            hung_up.set()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, FastlyClient(token, endpoint=f"http://127.0.0.1:{port}") as client:
+            for _ in range(3):
+                await client.get_store("7nLoGzCcs1ZbDD8BaX3jKR")
+        await hung_up.wait()
+        assert len(peers) == 1
+
+    @pytest.mark.parametrize(
+        "configured",
+        [pytest.param(2.5, id="float"), pytest.param(httpx.Timeout(1.0, connect=3.0), id="Timeout")],
+    )
+    async def test_timeout_is_configurable(self, make_api: Any, configured: float | httpx.Timeout) -> None:
+        api = make_api(lambda request: ok(STORE), timeout=configured)
+        await api.client.get_store("s1")
+        expected = configured if isinstance(configured, httpx.Timeout) else httpx.Timeout(configured)
+        assert api.requests[0].extensions["timeout"] == expected.as_dict()
+
+    async def test_timeout_applies_on_the_wire(self, token: str) -> None:
+        hung_up = asyncio.Event()
+
+        async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()  # returns once the client gives up and closes the connection
+            writer.close()
+            hung_up.set()
+
+        server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = FastlyClient(
+            token, endpoint=f"http://127.0.0.1:{port}", timeout=0.05, retry=RetryPolicy(attempts=1)
+        )
+        async with server, client:
+            with pytest.raises(ServerUnavailableError, match="ReadTimeout"):
+                await client.get_store("s1")
+        await hung_up.wait()
+
+    async def test_redirects_are_not_followed(self, make_api: Any) -> None:
+        # Following one would hand the token to wherever the Location points.
+        api = make_api(lambda request: httpx.Response(302, headers={"Location": "https://example.com/"}))
+        with pytest.raises(FastlyError) as caught:
+            await api.client.get_store("s1")
+        assert caught.value.status == 302
+        assert len(api.requests) == 1
+
+    async def test_path_values_are_escaped(self, make_api: Any) -> None:
+        api = make_api(lambda request: ok(SECRET))
+        await api.client.get_secret("a/b", "c?d")
+        assert api.requests[0].url.raw_path == b"/resources/stores/secret/a%2Fb/secrets/c%3Fd"
+
+    @pytest.mark.parametrize("name", ["", ".", ".."])
+    async def test_path_values_that_would_change_the_route_are_refused(
+        self, make_api: Any, name: str
+    ) -> None:
+        # DELETE .../secrets/.. normalises to DELETE of the whole store.
+        api = make_api(lambda request: ok())
+        with pytest.raises(ValueError, match="cannot be used"):
+            await api.client.delete_secret("s1", name)
+        with pytest.raises(ValueError, match="cannot be used"):
+            await api.client.delete_store(name)
+        assert api.requests == []
+
+
+class TestEndpoint:
+    @pytest.mark.parametrize(
+        "endpoint",
+        [
+            "https://api.fastly.com",
+            "https://fastly.example.com:8443/prefix",
+            "http://127.0.0.1:8790",
+            "http://127.9.8.7",
+            "http://[::1]:8790",
+            "http://localhost:8790",
+        ],
+    )
+    async def test_accepts_https_and_loopback_http(self, endpoint: str, token: str) -> None:
+        async with FastlyClient(token, endpoint=endpoint):
+            pass
+
+    @pytest.mark.parametrize(
+        "endpoint",
+        [
+            "http://api.fastly.com",
+            "http://10.0.0.1:8790",
+            "http://127.0.0.1.nip.io",
+            "http://[::2]",
+            "ftp://127.0.0.1",
+            "api.fastly.com",
+        ],
+    )
+    def test_refuses_plain_http_elsewhere(self, endpoint: str, token: str) -> None:
+        with pytest.raises(ValueError, match=r"must be an https:// URL"):
+            FastlyClient(token, endpoint=endpoint)
+
+    async def test_endpoint_path_prefix_is_kept(self, make_api: Any) -> None:
+        api = make_api(lambda request: ok(STORE), endpoint="http://127.0.0.1:8790/fastly/")
+        await api.client.get_store("s1")
+        assert api.requests[0].url.path == "/fastly/resources/stores/secret/s1"
+
+    @pytest.mark.parametrize("bad", ["", "   ", "tok\nen", "tökën"])
+    def test_refuses_unusable_tokens(self, bad: str) -> None:
+        with pytest.raises(ValueError, match="token"):
+            FastlyClient(bad)
+
+
+class TestRetries:
+    async def test_idempotent_request_retries_5xx_with_backoff(self, make_api: Any, fake_time: Any) -> None:
+        api = make_api(_script(failing(503), failing(502), ok(STORE)))
+        store = await api.client.get_store("s1")
+        assert store.id == STORE["id"]
+        assert len(api.requests) == 3
+        assert fake_time.sleeps == [0.2, 0.4]
+
+    async def test_gives_up_after_the_policy_attempts(self, make_api: Any, fake_time: Any) -> None:
+        api = make_api(_script(failing(500)), retry=RetryPolicy(attempts=6, base_delay=1.0, max_delay=3.0))
+        with pytest.raises(ServerUnavailableError) as caught:
+            await api.client.get_store("s1")
+        assert caught.value.status == 500
+        assert len(api.requests) == 6
+        assert fake_time.sleeps == [1.0, 2.0, 3.0, 3.0, 3.0]
+
+    def test_backoff_is_jittered_within_half_to_full_delay(self) -> None:
+        policy = RetryPolicy(base_delay=0.2, max_delay=5.0)
+        assert policy.backoff(3, jitter=0.0) == pytest.approx(0.4)
+        assert policy.backoff(3, jitter=1.0) == pytest.approx(0.8)
+        assert policy.backoff(10, jitter=1.0) == pytest.approx(5.0)
+
+    async def test_jitter_source_is_used(self, make_api: Any, fake_time: Any) -> None:
+        api = make_api(_script(failing(503), ok(STORE)), jitter=lambda: 0.0)
+        await api.client.get_store("s1")
+        assert fake_time.sleeps == [pytest.approx(0.1)]
+
+    def test_policy_needs_at_least_one_attempt(self) -> None:
+        with pytest.raises(ValueError, match="attempts"):
+            RetryPolicy(attempts=0)
+
+    @pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError])
+    async def test_transport_errors_are_retried_then_reported_as_unavailable(
+        self, make_api: Any, error: type[httpx.TransportError], token: str
+    ) -> None:
+        api = make_api(raising(error))
+        with pytest.raises(ServerUnavailableError) as caught:
+            await api.client.get_store("s1")
+        assert len(api.requests) == 4
+        assert caught.value.status is None
+        assert error.__name__ in str(caught.value)
+        assert token not in str(caught.value) + repr(caught.value)
+
+    @pytest.mark.parametrize(("call", "body", "idempotent"), WRITES)
+    async def test_5xx_is_retried_only_when_repeating_is_safe(
+        self, make_api: Any, call: Any, body: object, idempotent: bool
+    ) -> None:
+        api = make_api(_script(failing(503), ok(body, 201 if body is STORE else 200)))
+        if idempotent:
+            await call(api.client)
+            assert len(api.requests) == 2
+        else:
+            with pytest.raises(ServerUnavailableError):
+                await call(api.client)
+            assert len(api.requests) == 1
+
+    @pytest.mark.parametrize(("call", "body", "idempotent"), WRITES)
+    async def test_lost_answers_are_retried_only_when_repeating_is_safe(
+        self, make_api: Any, call: Any, body: object, idempotent: bool
+    ) -> None:
+        answers = iter([None, ok(body, 201 if body is STORE else 200)])
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            answer = next(answers)
+            if answer is None:
+                raise httpx.ReadTimeout("simulated", request=request)
+            return answer
+
+        api = make_api(handler)
+        if idempotent:
+            await call(api.client)
+            assert len(api.requests) == 2
+        else:
+            with pytest.raises(ServerUnavailableError):
+                await call(api.client)
+            assert len(api.requests) == 1
+
+    async def test_post_is_retried_when_the_connection_never_opened(self, make_api: Any) -> None:
+        # Nothing reached Fastly, so a second try cannot create a duplicate.
+        answers = iter([None, ok(STORE, 201)])
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            answer = next(answers)
+            if answer is None:
+                raise httpx.ConnectError("refused", request=request)
+            return answer
+
+        api = make_api(handler)
+        assert (await api.client.create_store("checkout")).id == STORE["id"]
+        assert len(api.requests) == 2
+
+    async def test_4xx_is_not_retried(self, make_api: Any) -> None:
+        api = make_api(_script(httpx.Response(404, json={"msg": "Record not found"})))
+        with pytest.raises(FastlyError):
+            await api.client.get_store("s1")
+        assert len(api.requests) == 1
+
+
+class TestRateLimits:
+    async def test_waits_until_fastly_ratelimit_reset_when_it_is_near(
+        self, make_api: Any, fake_time: Any
+    ) -> None:
+        api = make_api(
+            _script(failing(429, **{"Fastly-RateLimit-Reset": fake_time.epoch(7)}), ok(STORE, 201))
+        )
+        await api.client.create_store("checkout")  # a refused request is safe to repeat, even a POST
+        assert fake_time.sleeps == [7.0]
+        assert len(api.requests) == 2
+
+    async def test_waits_for_retry_after_seconds(self, make_api: Any, fake_time: Any) -> None:
+        api = make_api(_script(failing(429, **{"Retry-After": "3"}), ok(STORE)))
+        await api.client.get_store("s1")
+        assert fake_time.sleeps == [3.0]
+
+    async def test_waits_for_retry_after_http_date(self, make_api: Any, fake_time: Any) -> None:
+        api = make_api(_script(failing(429, **{"Retry-After": "Sat, 28 Nov 2026 10:00:04 GMT"}), ok(STORE)))
+        await api.client.get_store("s1")
+        assert fake_time.sleeps == [4.0]
+
+    async def test_raises_when_the_reset_is_too_far(self, make_api: Any, fake_time: Any) -> None:
+        reset = fake_time.epoch(1800)
+        api = make_api(
+            _script(failing(429, **{"Fastly-RateLimit-Reset": reset, "Fastly-RateLimit-Remaining": "0"}))
+        )
+        with pytest.raises(RateLimitedError) as caught:
+            await api.client.put_secret("s1", "K", SEALED)
+        assert caught.value.status == 429
+        assert caught.value.reset_at == datetime.fromtimestamp(int(reset), UTC)
+        assert fake_time.sleeps == []
+        assert len(api.requests) == 1
+
+    async def test_raises_without_a_reset_time(self, make_api: Any, fake_time: Any) -> None:
+        api = make_api(_script(failing(429)))
+        with pytest.raises(RateLimitedError) as caught:
+            await api.client.get_store("s1")
+        assert caught.value.reset_at is None
+        assert fake_time.sleeps == []
+
+    async def test_waiting_is_bounded_by_attempts(self, make_api: Any, fake_time: Any) -> None:
+        api = make_api(_script(failing(429, **{"Retry-After": "1"})), retry=RetryPolicy(attempts=3))
+        with pytest.raises(RateLimitedError):
+            await api.client.get_store("s1")
+        assert len(api.requests) == 3
+        assert fake_time.sleeps == [1.0, 1.0]
+
+    async def test_rate_limit_keeps_the_last_seen_headers(self, make_api: Any, fake_time: Any) -> None:
+        reset = fake_time.epoch(1200)
+        headers = {"Fastly-RateLimit-Remaining": "997", "Fastly-RateLimit-Reset": reset}
+        api = make_api(_script(ok(STORE, 201, **headers), ok(STORE)))
+        assert api.client.rate_limit.remaining is None
+        await api.client.create_store("checkout")
+        await api.client.get_store("s1")  # reads carry no rate-limit headers: keep what the write said
+        assert api.client.rate_limit.remaining == 997
+        assert api.client.rate_limit.reset_at == datetime.fromtimestamp(int(reset), UTC)
+
+
+class TestOnResponse:
+    async def test_reports_every_attempt_with_a_route_template(self, make_api: Any, fake_time: Any) -> None:
+        seen: list[RequestInfo] = []
+        answers = iter(["drop", failing(503), ok(SECRET, **{"Fastly-RateLimit-Remaining": "42"})])
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            answer = next(answers)
+            if answer == "drop":
+                raise httpx.ConnectError("refused", request=request)
+            assert isinstance(answer, httpx.Response)
+            return answer
+
+        api = make_api(handler, on_response=seen.append)
+        await api.client.put_secret("7nLoGzCcs1ZbDD8BaX3jKR", "STRIPE_KEY", SEALED)
+        assert [info.status for info in seen] == [None, 503, 200]
+        assert {info.method for info in seen} == {"PUT"}
+        assert {info.endpoint for info in seen} == {"PUT /resources/stores/secret/{store_id}/secrets"}
+        assert seen[-1].rate_limit.remaining == 42
+        assert all(info.elapsed >= 0 for info in seen)
+
+    async def test_route_templates_never_hold_ids_or_names(self, make_api: Any) -> None:
+        seen: list[RequestInfo] = []
+        api = make_api(lambda request: ok(SECRET), on_response=seen.append)
+        await api.client.get_secret("7nLoGzCcs1ZbDD8BaX3jKR", "STRIPE_KEY")
+        assert seen[0].endpoint == "GET /resources/stores/secret/{store_id}/secrets/{name}"
+
+    async def test_a_failing_hook_does_not_fail_the_request(self, make_api: Any) -> None:
+        def broken(info: RequestInfo) -> None:
+            raise RuntimeError("metrics are down")
+
+        api = make_api(lambda request: ok(STORE), on_response=broken)
+        assert (await api.client.get_store("s1")).id == STORE["id"]
+
+
+def _script(*responses: httpx.Response) -> Any:
+    queue = list(responses)
+    return lambda request: queue.pop(0) if len(queue) > 1 else queue[0]
