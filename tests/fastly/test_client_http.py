@@ -46,13 +46,6 @@ def failing(status: int, **headers: str) -> httpx.Response:
     return httpx.Response(status, json={"msg": "Service Unavailable"}, headers=headers)
 
 
-def raising(error: type[httpx.TransportError]) -> Any:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise error("simulated", request=request)
-
-    return handler
-
-
 # Every write the client can make, with whether repeating it is safe.
 WRITES = [
     pytest.param(lambda c: c.create_store("checkout"), STORE, False, id="create_store"),
@@ -242,7 +235,7 @@ class TestRetries:
     async def test_transport_errors_are_retried_then_reported_as_unavailable(
         self, make_api: Any, error: type[httpx.TransportError], token: str
     ) -> None:
-        api = make_api(raising(error))
+        api = make_api(_script(error))
         with pytest.raises(ServerUnavailableError) as caught:
             await api.client.get_store("s1")
         assert len(api.requests) == 4
@@ -250,32 +243,14 @@ class TestRetries:
         assert error.__name__ in str(caught.value)
         assert token not in str(caught.value) + repr(caught.value)
 
+    @pytest.mark.parametrize(
+        "failure", [pytest.param(failing(503), id="503"), pytest.param(httpx.ReadTimeout, id="lost-answer")]
+    )
     @pytest.mark.parametrize(("call", "body", "idempotent"), WRITES)
-    async def test_5xx_is_retried_only_when_repeating_is_safe(
-        self, make_api: Any, call: Any, body: object, idempotent: bool
+    async def test_failures_that_may_have_reached_fastly_are_retried_only_when_repeating_is_safe(
+        self, make_api: Any, call: Any, body: object, idempotent: bool, failure: Any
     ) -> None:
-        api = make_api(_script(failing(503), ok(body, 201 if body is STORE else 200)))
-        if idempotent:
-            await call(api.client)
-            assert len(api.requests) == 2
-        else:
-            with pytest.raises(ServerUnavailableError):
-                await call(api.client)
-            assert len(api.requests) == 1
-
-    @pytest.mark.parametrize(("call", "body", "idempotent"), WRITES)
-    async def test_lost_answers_are_retried_only_when_repeating_is_safe(
-        self, make_api: Any, call: Any, body: object, idempotent: bool
-    ) -> None:
-        answers = iter([None, ok(body, 201 if body is STORE else 200)])
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            answer = next(answers)
-            if answer is None:
-                raise httpx.ReadTimeout("simulated", request=request)
-            return answer
-
-        api = make_api(handler)
+        api = make_api(_script(failure, ok(body, 201 if body is STORE else 200)))
         if idempotent:
             await call(api.client)
             assert len(api.requests) == 2
@@ -286,15 +261,7 @@ class TestRetries:
 
     async def test_post_is_retried_when_the_connection_never_opened(self, make_api: Any) -> None:
         # Nothing reached Fastly, so a second try cannot create a duplicate.
-        answers = iter([None, ok(STORE, 201)])
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            answer = next(answers)
-            if answer is None:
-                raise httpx.ConnectError("refused", request=request)
-            return answer
-
-        api = make_api(handler)
+        api = make_api(_script(httpx.ConnectError, ok(STORE, 201)))
         assert (await api.client.create_store("checkout")).id == STORE["id"]
         assert len(api.requests) == 2
 
@@ -366,16 +333,10 @@ class TestRateLimits:
 class TestOnResponse:
     async def test_reports_every_attempt_with_a_route_template(self, make_api: Any, fake_time: Any) -> None:
         seen: list[RequestInfo] = []
-        answers = iter(["drop", failing(503), ok(SECRET, **{"Fastly-RateLimit-Remaining": "42"})])
-
-        def handler(request: httpx.Request) -> httpx.Response:
-            answer = next(answers)
-            if answer == "drop":
-                raise httpx.ConnectError("refused", request=request)
-            assert isinstance(answer, httpx.Response)
-            return answer
-
-        api = make_api(handler, on_response=seen.append)
+        answers = _script(
+            httpx.ConnectError, failing(503), ok(SECRET, **{"Fastly-RateLimit-Remaining": "42"})
+        )
+        api = make_api(answers, on_response=seen.append)
         await api.client.put_secret("7nLoGzCcs1ZbDD8BaX3jKR", "STRIPE_KEY", SEALED)
         assert [info.status for info in seen] == [None, 503, 200]
         assert {info.method for info in seen} == {"PUT"}
@@ -397,6 +358,14 @@ class TestOnResponse:
         assert (await api.client.get_store("s1")).id == STORE["id"]
 
 
-def _script(*responses: httpx.Response) -> Any:
-    queue = list(responses)
-    return lambda request: queue.pop(0) if len(queue) > 1 else queue[0]
+def _script(*answers: httpx.Response | type[httpx.TransportError]) -> Any:
+    """A handler giving ``answers`` in turn (the last repeats); an httpx error class is raised."""
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(answer, httpx.Response):
+            return answer
+        raise answer("simulated", request=request)
+
+    return handler
