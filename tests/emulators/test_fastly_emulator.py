@@ -83,9 +83,7 @@ async def test_deleting_a_store_deletes_its_secrets(api: httpx.AsyncClient, emul
 
 async def test_duplicate_store_name_is_a_conflict(api: httpx.AsyncClient) -> None:
     await create_store(api, "shop")
-    assert_error(
-        await api.post(STORES, json={"name": "shop"}), 409, {"msg": "store with name 'shop' already exists"}
-    )
+    assert_error(await api.post(STORES, json={"name": "shop"}), 409, {"msg": "store with name 'shop' already exists"})
 
 
 async def test_secret_create_recreate_and_delete(api: httpx.AsyncClient, emulator: FastlyEmulator) -> None:
@@ -162,12 +160,8 @@ async def test_tokens_are_checked(emulator: FastlyEmulator) -> None:
         assert (await anonymous.get(STORES, headers={"Fastly-Key": "anything"})).status_code == 200
 
     async with FastlyEmulator(tokens=["good"]) as strict, httpx.AsyncClient(base_url=strict.url) as client:
-        assert_error(
-            await client.post(STORES, json={"name": "x"}, headers={"Fastly-Key": "bad"}), 401, unauthorized
-        )
-        assert (
-            await client.post(STORES, json={"name": "x"}, headers={"Fastly-Key": "good"})
-        ).status_code == 201
+        assert_error(await client.post(STORES, json={"name": "x"}, headers={"Fastly-Key": "bad"}), 401, unauthorized)
+        assert (await client.post(STORES, json={"name": "x"}, headers={"Fastly-Key": "good"})).status_code == 201
     assert [store.name for store in strict.stores()] == ["x"]
 
 
@@ -188,9 +182,7 @@ async def test_good_names_are_accepted(api: httpx.AsyncClient) -> None:
     assert response.status_code == 200
 
 
-async def test_values_are_capped_at_64_kib_of_plaintext(
-    api: httpx.AsyncClient, emulator: FastlyEmulator
-) -> None:
+async def test_values_are_capped_at_64_kib_of_plaintext(api: httpx.AsyncClient, emulator: FastlyEmulator) -> None:
     store_id = await create_store(api)
     secrets = f"{STORES}/{store_id}/secrets"
     assert (await api.put(secrets, json={"name": "MAX", "secret": b64(b"x" * 65536)})).status_code == 200
@@ -255,9 +247,7 @@ async def test_store_listing_pages_in_id_order(api: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize("limit", ["0", "201", "-1", "ten"])
 async def test_listing_limits_outside_1_to_200_are_refused(api: httpx.AsyncClient, limit: str) -> None:
     assert (await api.get(STORES, params={"limit": limit})).status_code == 400
-    assert (
-        await api.get(f"{STORES}/{await create_store(api)}/secrets", params={"limit": limit})
-    ).status_code == 400
+    assert (await api.get(f"{STORES}/{await create_store(api)}/secrets", params={"limit": limit})).status_code == 400
 
 
 async def test_listing_accepts_the_maximum_limit_and_refuses_bad_cursors(api: httpx.AsyncClient) -> None:
@@ -325,9 +315,7 @@ async def sealed_write(api: httpx.AsyncClient, store_id: str, name: str, value: 
     return await api.put(f"{STORES}/{store_id}/secrets", json=body)
 
 
-async def test_sealed_values_are_opened_to_the_exact_bytes(
-    api: httpx.AsyncClient, emulator: FastlyEmulator
-) -> None:
+async def test_sealed_values_are_opened_to_the_exact_bytes(api: httpx.AsyncClient, emulator: FastlyEmulator) -> None:
     store_id = await create_store(api)
     value = bytes(range(256)) * 4 + b"\x00\xff"
     response = await sealed_write(api, store_id, "BINARY", value)
@@ -392,9 +380,7 @@ async def test_a_seed_makes_ids_digests_and_keys_reproducible() -> None:
     assert FastlyEmulator(seed=1).verify_key != FastlyEmulator(seed=2).verify_key
 
 
-async def test_out_of_band_changes_show_through_the_api(
-    api: httpx.AsyncClient, emulator: FastlyEmulator
-) -> None:
+async def test_out_of_band_changes_show_through_the_api(api: httpx.AsyncClient, emulator: FastlyEmulator) -> None:
     store = emulator.create_store_direct("out-of-band")
     assert (await api.get(f"{STORES}/{store.id}")).json() == store.to_json()
     first = emulator.put_secret_direct(store.id, "KEY", b"one")

@@ -83,12 +83,8 @@ async def test_the_budget_can_be_changed_and_refilled_while_running() -> None:
         assert int(unlimited.headers["Fastly-RateLimit-Remaining"]) > 0
 
 
-async def test_status_faults_hit_the_next_n_matching_requests(
-    api: httpx.AsyncClient, emulator: FastlyEmulator
-) -> None:
-    emulator.faults.add(
-        route=Route.CREATE_STORE, kind="status", status=503, count=2, headers={"Retry-After": "1"}
-    )
+async def test_status_faults_hit_the_next_n_matching_requests(api: httpx.AsyncClient, emulator: FastlyEmulator) -> None:
+    emulator.faults.add(route=Route.CREATE_STORE, kind="status", status=503, count=2, headers={"Retry-After": "1"})
     for _ in range(2):
         failed = await api.post(STORES, json={"name": "s"})
         assert failed.status_code == 503
@@ -100,9 +96,7 @@ async def test_status_faults_hit_the_next_n_matching_requests(
     assert len(emulator.stores()) == 1  # the faulted requests changed nothing
 
 
-async def test_faults_match_by_method_or_route_without_method(
-    api: httpx.AsyncClient, emulator: FastlyEmulator
-) -> None:
+async def test_faults_match_by_method_or_route_without_method(api: httpx.AsyncClient, emulator: FastlyEmulator) -> None:
     store_id = (await api.post(STORES, json={"name": "s"})).json()["id"]
     emulator.faults.add(route=Route.PUT_SECRET.path, method="PATCH", kind="status", status=500, count=1)
     emulator.faults.add(method="DELETE", kind="status", status=502, count=1)
@@ -121,9 +115,7 @@ async def test_dropped_connections_get_no_response(api: httpx.AsyncClient, emula
     assert [request.status for request in emulator.requests] == [None, 200]
 
 
-async def test_latency_faults_delay_matching_requests(
-    api: httpx.AsyncClient, emulator: FastlyEmulator
-) -> None:
+async def test_latency_faults_delay_matching_requests(api: httpx.AsyncClient, emulator: FastlyEmulator) -> None:
     emulator.faults.add(route=Route.LIST_STORES, kind="latency", delay=0.3, count=1)
     started = time.monotonic()
     assert (await api.get(STORES)).status_code == 200
@@ -177,9 +169,7 @@ def test_impossible_faults_are_refused(arguments: dict[str, object]) -> None:
         FastlyEmulator().faults.add(**arguments)  # type: ignore[arg-type]
 
 
-async def test_requests_are_recorded_by_route_without_tokens(
-    api: httpx.AsyncClient, emulator: FastlyEmulator
-) -> None:
+async def test_requests_are_recorded_by_route_without_tokens(api: httpx.AsyncClient, emulator: FastlyEmulator) -> None:
     store_id = (await api.post(STORES, json={"name": "s"})).json()["id"]
     await api.put(f"{STORES}/{store_id}/secrets", json={"name": "K", "secret": "dg=="})
     await api.get(f"{STORES}/{store_id}/secrets/K")

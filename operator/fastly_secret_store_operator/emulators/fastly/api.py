@@ -40,9 +40,7 @@ class Route(StrEnum):
         return self.value.split(" ", 1)[1]
 
 
-def json_response(
-    body: JsonObject, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
+def json_response(body: JsonObject, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     # Pretty-printed with a trailing newline and no charset parameter, as the real API answers.
     response = web.Response(status=status, body=(json.dumps(body, indent=2) + "\n").encode(), headers=headers)
     response.headers["Content-Type"] = "application/json"
@@ -124,9 +122,7 @@ class SecretStoreApi:
     async def list_secrets(self, request: web.Request) -> web.Response:
         query = request.query
         limit = parse_limit(query.get("limit"))
-        page = self.stores.list_secrets(
-            request.match_info["store_id"], cursor=query.get("cursor"), limit=limit
-        )
+        page = self.stores.list_secrets(request.match_info["store_id"], cursor=query.get("cursor"), limit=limit)
         return _page_response(page)
 
     async def create_secret(self, request: web.Request) -> web.Response:

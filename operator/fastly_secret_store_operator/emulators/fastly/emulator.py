@@ -33,9 +33,7 @@ class RecordedRequest:
     """One request as the emulator saw it; holds no token, body or value."""
 
     method: str
-    route: (
-        str | None
-    )  # a Route value, e.g. "PUT /resources/stores/secret/{store_id}/secrets"; None if unknown
+    route: str | None  # a Route value, e.g. "PUT /resources/stores/secret/{store_id}/secrets"; None if unknown
     path: str
     status: int | None  # None when a fault dropped the connection
 
@@ -98,11 +96,7 @@ class FastlyEmulator:
             raise
         self._runner = runner
         bound_host, bound_port = runner.addresses[0][:2]
-        self.url = (
-            f"http://[{bound_host}]:{bound_port}"
-            if ":" in bound_host
-            else f"http://{bound_host}:{bound_port}"
-        )
+        self.url = f"http://[{bound_host}]:{bound_port}" if ":" in bound_host else f"http://{bound_host}:{bound_port}"
         return self.url
 
     async def stop(self) -> None:
@@ -122,18 +116,14 @@ class FastlyEmulator:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         route_name = request.match_info.route.name
-        route = (
-            Route[route_name].value if route_name is not None and route_name in Route.__members__ else None
-        )
+        route = Route[route_name].value if route_name is not None and route_name in Route.__members__ else None
         response = await self._respond(request, handler, route)
         status = None if response is None else response.status
         self.requests.append(RecordedRequest(request.method, route, request.path, status))
         logger.info("%s %s -> %s", request.method, request.path, "dropped" if status is None else status)
         return web.Response() if response is None else response  # never reaches the closed connection
 
-    async def _respond(
-        self, request: web.Request, handler: Handler, route: str | None
-    ) -> web.StreamResponse | None:
+    async def _respond(self, request: web.Request, handler: Handler, route: str | None) -> web.StreamResponse | None:
         plan = self.faults.plan(request.method, route)
         delay = self.latency + plan.delay
         if delay > 0:
@@ -147,9 +137,7 @@ class FastlyEmulator:
                 decision = self.budget.charge(token)
                 budget_headers = decision.headers()
                 if not decision.allowed:
-                    raise ApiError(
-                        429, "Too many requests", "rate limit exceeded; wait for Fastly-RateLimit-Reset"
-                    )
+                    raise ApiError(429, "Too many requests", "rate limit exceeded; wait for Fastly-RateLimit-Reset")
             response = await self._handle(request, handler)
         except ApiError as error:
             return error_response(error, budget_headers)

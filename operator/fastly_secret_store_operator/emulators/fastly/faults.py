@@ -82,12 +82,7 @@ class FaultInjector:
             raise ValueError("rate must be between 0 and 1")
         if delay < 0:
             raise ValueError("delay must not be negative")
-        if (
-            method is not None
-            and route is not None
-            and " " in route
-            and route.split(" ")[0] != method.upper()
-        ):
+        if method is not None and route is not None and " " in route and route.split(" ")[0] != method.upper():
             raise ValueError(f"method {method} contradicts route {route}")
         rng = random.Random(seed if seed is not None else self._seed_source.random())
         fault = Fault(

@@ -75,9 +75,7 @@ class ClientKeyring:
         with self._lock:
             issued = self._issued.get(public_key)
         if issued is None:
-            raise bad_request(
-                "client_key: unknown client key; fetch one from POST /resources/stores/secret/client-key"
-            )
+            raise bad_request("client_key: unknown client key; fetch one from POST /resources/stores/secret/client-key")
         if int(self._clock() * 1e9) >= issued.expires_at_ns:
             raise bad_request("client_key: expired; fetch a new one")
         try:

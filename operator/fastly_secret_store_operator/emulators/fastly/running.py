@@ -56,9 +56,7 @@ async def serve(host: str, port: int, tokens: list[str] | None, **kwargs: Any) -
     url = await emulator.start(host, port)
     try:
         accepts = f"{len(tokens)} token(s) given with --token" if tokens else "any non-empty token"
-        print(
-            f"Fastly API emulator listening on {url} (accepts {accepts} in the Fastly-Key header)", flush=True
-        )
+        print(f"Fastly API emulator listening on {url} (accepts {accepts} in the Fastly-Key header)", flush=True)
         print(f"Its client keys are signed by Ed25519 key {emulator.signing_key_b64}", flush=True)
         print(
             f"Point the operator at it: --fastly-endpoint {url} --trust-api-signing-key "

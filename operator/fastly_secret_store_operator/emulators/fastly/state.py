@@ -128,9 +128,7 @@ class SecretStores:
             stores = [store for store in stores if store.name == name]
         return paginate(stores, lambda store: store.id, cursor, limit)
 
-    def write_secret(
-        self, store_id: str, name: object, plaintext: bytes, mode: WriteMode
-    ) -> tuple[Secret, bool]:
+    def write_secret(self, store_id: str, name: object, plaintext: bytes, mode: WriteMode) -> tuple[Secret, bool]:
         """Creates or recreates a secret; returns it and whether it replaced one."""
         checked = check_name(name)
         if len(plaintext) > MAX_VALUE_BYTES:
@@ -142,9 +140,7 @@ class SecretStores:
                 raise bad_request("duplicate: name")
             if not exists and mode is WriteMode.RECREATE:
                 raise not_found()
-            secret = Secret(
-                name=checked, digest=self._random.new_digest(), created_at=self._now(), plaintext=plaintext
-            )
+            secret = Secret(name=checked, digest=self._random.new_digest(), created_at=self._now(), plaintext=plaintext)
             secrets[checked] = secret
             return secret, exists
 
