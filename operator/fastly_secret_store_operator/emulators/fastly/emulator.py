@@ -50,10 +50,12 @@ class FastlyEmulator:
         signing_key: nacl.signing.SigningKey | None = None,
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
+        record_requests: bool = True,
     ) -> None:
         """`tokens`: accepted tokens (None: any non-empty one). `write_budget`: non-GET requests allowed per
         `budget_window` seconds and token before 429 (None: unlimited). `latency`: seconds added to every
-        request. `seed` makes ids, digests, keys and fault rates reproducible. `clock` gives epoch seconds."""
+        request. `seed` makes ids, digests, keys and fault rates reproducible. `clock` gives epoch seconds.
+        `record_requests`: keep `requests` (long-running servers turn it off to keep memory flat)."""
         self.tokens = frozenset(tokens) if tokens is not None else None
         self.latency = latency
         randomness = Randomness(seed)
@@ -63,6 +65,7 @@ class FastlyEmulator:
         self.budget = WriteBudget(write_budget, budget_window, clock)
         self.faults = FaultInjector(seed)
         self.requests: list[RecordedRequest] = []
+        self.record_requests = record_requests
         self._stores = SecretStores(randomness, clock)
         self._api = SecretStoreApi(self._stores, self.keyring)
         self._runner: web.AppRunner | None = None
@@ -119,7 +122,8 @@ class FastlyEmulator:
         route = Route[route_name].value if route_name is not None and route_name in Route.__members__ else None
         response = await self._respond(request, handler, route)
         status = None if response is None else response.status
-        self.requests.append(RecordedRequest(request.method, route, request.path, status))
+        if self.record_requests:
+            self.requests.append(RecordedRequest(request.method, route, request.path, status))
         logger.info("%s %s -> %s", request.method, request.path, "dropped" if status is None else status)
         return web.Response() if response is None else response  # never reaches the closed connection
 

@@ -52,6 +52,7 @@ def run_in_thread(emulator: FastlyEmulator, host: str = "127.0.0.1", port: int =
 async def serve(host: str, port: int, tokens: list[str] | None, **kwargs: Any) -> None:
     """Runs an emulator until cancelled and says where it is and which signing key it signs client keys with.
     `kwargs` go to FastlyEmulator."""
+    kwargs.setdefault("record_requests", False)  # a long-running server must not grow a request log
     emulator = FastlyEmulator(tokens=tokens, **kwargs)
     url = await emulator.start(host, port)
     try:
