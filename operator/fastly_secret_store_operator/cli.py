@@ -1,0 +1,131 @@
+"""The `fastly-secret-store-operator` command: run the operator, the Fastly emulator, or the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import os
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from fastly_secret_store_operator import __version__
+from fastly_secret_store_operator.fastly import DEFAULT_ENDPOINT
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastly-secret-store-operator",
+        description="Fastly secret stores, declared as Kubernetes objects.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    run.add_argument("--standalone", action="store_true", help="do not coordinate with other replicas (peering)")
+    run.add_argument("--liveness", metavar="URL", help="serve a health check, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on this port")
+    run.add_argument(
+        "--fastly-endpoint",
+        default=os.environ.get("FASTLY_API_ENDPOINT", DEFAULT_ENDPOINT),
+        help="the Fastly API (env FASTLY_API_ENDPOINT; default %(default)s)",
+    )
+    run.add_argument(
+        "--trust-api-signing-key",
+        action="store_true",
+        default=_env_flag("FASTLY_USE_API_SIGNING_KEY"),
+        help="trust whatever signing key the API serves instead of Fastly's pinned key (for the emulator; env "
+        "FASTLY_USE_API_SIGNING_KEY)",
+    )
+    run.add_argument(
+        "--operator-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="where the operator keeps its fingerprint key Secret (env POD_NAMESPACE; default %(default)s)",
+    )
+    run.add_argument("--log-format", choices=["text", "json"], default="text")
+    run.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    run.add_argument("--debug", action="store_true", help="log at debug level, Kopf's internals included")
+
+    emulator = commands.add_parser("emulator", help="run the local Fastly API emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8790)
+    emulator.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help="accept this token (repeatable); default: any non-empty one",
+    )
+
+    commands.add_parser("demo", help="run the operator against local emulators of Kubernetes and Fastly")
+    return parser
+
+
+def check_endpoint(url: str) -> str:
+    """Plain http only to loopback: a token must never cross a network unencrypted."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SystemExit(f"--fastly-endpoint {url!r} is not an http(s) URL")
+    if parts.scheme == "http":
+        host = parts.hostname
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise SystemExit(f"--fastly-endpoint {url!r}: plain http is only allowed to a loopback address; use https")
+    return url.rstrip("/")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from fastly_secret_store_operator.operator import OperatorOptions, run_operator
+
+    options = OperatorOptions(
+        namespaces=tuple(args.namespace),
+        all_namespaces=args.all_namespaces or not args.namespace,
+        standalone=args.standalone,
+        liveness=args.liveness,
+        metrics_port=args.metrics_port,
+        fastly_endpoint=check_endpoint(args.fastly_endpoint),
+        trust_api_signing_key=args.trust_api_signing_key,
+        operator_namespace=args.operator_namespace,
+        log_format=args.log_format,
+        verbose=args.verbose,
+        debug=args.debug,
+    )
+    asyncio.run(run_operator(options))
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from fastly_secret_store_operator.emulators.fastly import serve
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.host, args.port, args.token or None))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from fastly_secret_store_operator.demo import run_demo
+
+    return asyncio.run(run_demo())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"run": _run, "emulator": _emulator, "demo": _demo}
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Kopf handlers: thin wiring from cluster events to the reconcile functions.
+
+Each FastlySecretStore gets one sync loop (a Kopf daemon) that reconciles it, then sleeps until its spec
+changes, a Secret it reads changes, a retry is due or its resync interval passes. Deletion is a Kopf delete
+handler behind the finalizer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from fastly_secret_store_operator import kube
+from fastly_secret_store_operator.config import (
+    ANNOTATION_PREFIX,
+    FINALIZER,
+    RECONCILE_REQUESTED_ANNOTATION,
+    OperatorConfig,
+)
+from fastly_secret_store_operator.connections import ConnectionPool
+from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find, now_rfc3339
+from fastly_secret_store_operator.reconcile.errors import ReconcileError
+from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
+from fastly_secret_store_operator.reconcile.object import (
+    Environment,
+    Event,
+    ObjectView,
+    ReconcileResult,
+    finalize_object,
+    reconcile_object,
+)
+from fastly_secret_store_operator.tracking import Tracked, Tracker
+from fastly_secret_store_operator.waiting import wait_for_wake
+
+RESOURCE = (kube.GROUP, kube.VERSION, kube.PLURAL)
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: OperatorConfig
+    kube: kube.KubeApi
+    connections: ConnectionPool
+    env: Environment
+    tracker: Tracker
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=ANNOTATION_PREFIX)
+    # Events are posted explicitly, with reasons a person can act on; Kopf's own chatter stays in the logs.
+    settings.posting.level = logging.WARNING
+    # A sync loop that is asked to stop exits within a second; never hold a deletion for Kopf's default minute.
+    settings.background.cancellation_polling = 1.0
+    settings.execution.max_workers = 4
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime: Runtime = memo.runtime
+    return runtime
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    configure(settings)
+    config: OperatorConfig = memo.config
+    api = kube.KubeApi(kube.load_config(config.kubeconfig))
+    key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
+    connections = ConnectionPool(config.fastly)
+    memo.runtime = Runtime(
+        config=config,
+        kube=api,
+        connections=connections,
+        env=Environment(secrets=api, connect=connections, fingerprinter=Fingerprinter(key)),
+        tracker=Tracker(),
+    )
+    logger.info("Fastly endpoint %s", config.fastly.endpoint)
+
+
+@kopf.on.cleanup()
+async def stop(memo: Any, **_: Any) -> None:
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    if runtime is not None:
+        await runtime.connections.aclose()
+
+
+def _view(tracked: Tracked, body: kopf.Body) -> ObjectView:
+    status = tracked.status if tracked.status is not None else dict(body.get("status") or {})
+    return ObjectView(
+        namespace=tracked.namespace,
+        name=tracked.name,
+        generation=body.metadata.get("generation"),
+        spec=dict(body.spec),
+        status=status,
+    )
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning `old` into `new` (top-level keys; None removes a key)."""
+    patch = {key: value for key, value in new.items() if old.get(key) != value}
+    patch.update({key: None for key in old if key not in new})
+    return patch
+
+
+async def _record(
+    runtime: Runtime, tracked: Tracked, body: kopf.Body, old: Mapping[str, Any], new: dict[str, Any]
+) -> None:
+    patch = merge_patch(old, new)
+    if patch:
+        await runtime.kube.patch_status(tracked.namespace, tracked.name, patch)
+    tracked.status = new
+
+
+def _post(body: kopf.Body, events: list[Event]) -> None:
+    for event in events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+async def _reconcile_once(runtime: Runtime, tracked: Tracked, body: kopf.Body, *, resync: bool) -> ReconcileResult:
+    async with tracked.lock:
+        view = _view(tracked, body)
+
+        async def mark_create_requested() -> None:
+            await runtime.kube.patch_status(tracked.namespace, tracked.name, {"createRequestedAt": now_rfc3339()})
+
+        result = await reconcile_object(view, runtime.env, resync=resync, mark_create_requested=mark_create_requested)
+        await _record(runtime, tracked, body, view.status, result.status)
+        tracked.reconciled_generation = view.generation
+    _post(body, result.events)
+    return result
+
+
+def _next_delay(result: ReconcileResult, config: OperatorConfig, failures: int) -> float | None:
+    """Seconds until the next pass, or None to wait for a change only."""
+    if result.retry_after is not None:
+        return result.retry_after
+    if result.outcome.ready:
+        interval = result.spec.resync_seconds if result.spec else 0.0
+        # Spread resyncs so objects created together do not all check Fastly at the same moment.
+        return interval * random.uniform(0.9, 1.1) if interval else None
+    if result.outcome.stalled:
+        return config.stalled_retry
+    return min(config.max_backoff, 2.0 ** min(failures, 16)) * random.uniform(0.8, 1.2)
+
+
+@kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
+async def keep_in_sync(
+    stopped: kopf.DaemonStopped,
+    body: kopf.Body,
+    uid: str,
+    namespace: str | None,
+    name: str,
+    memo: Any,
+    **_: Any,
+) -> None:
+    runtime = _runtime(memo)
+    tracked = runtime.tracker.track(uid, namespace or "", name)
+    resync, failures = False, 0
+    while not stopped:
+        tracked.wake.clear()
+        result = await _reconcile_once(runtime, tracked, body, resync=resync)
+        if result.spec is not None:
+            runtime.tracker.set_secrets(uid, tracked, result.spec.referenced_secrets)
+        failures = 0 if result.outcome.ready else failures + 1
+        delay = _next_delay(result, runtime.config, failures)
+        woken = await wait_for_wake(tracked.wake, stopped, delay)
+        resync = not woken and result.outcome.ready
+
+
+@kopf.on.event(*RESOURCE)
+def notice_object_change(body: kopf.Body, uid: str, memo: Any, **_: Any) -> None:
+    """Wake the sync loop when the spec changed or a reconcile was requested by annotation."""
+    tracked = _runtime(memo).tracker.get(uid)
+    if tracked is None or tracked.reconciled_generation is None:
+        return
+    requested = body.metadata.annotations.get(RECONCILE_REQUESTED_ANNOTATION)
+    if body.metadata.get("generation") != tracked.reconciled_generation or requested != tracked.requested:
+        tracked.requested = requested
+        tracked.wake.set()
+
+
+def _is_read(namespace: str | None, name: str, memo: Any, **_: Any) -> bool:
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    return runtime is not None and runtime.tracker.is_read(namespace or "", name)
+
+
+@kopf.on.event("v1", "secrets", when=_is_read)
+def notice_secret_change(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """A Secret some object reads changed (or appeared): reconcile those objects now, not at the next resync."""
+    _runtime(memo).tracker.wake_readers(namespace or "", name)
+
+
+@kopf.on.delete(*RESOURCE)
+async def finalize(body: kopf.Body, uid: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    tracked = runtime.tracker.track(uid, namespace or "", name)
+    async with tracked.lock:
+        view = _view(tracked, body)
+        try:
+            result = await finalize_object(view, runtime.env)
+        except ReconcileError as error:
+            outcome = Outcome(error.reason, error.message, stalled=error.stalled)
+            status = dict(view.status)
+            status["conditions"] = build_conditions(outcome, view.status.get("conditions") or (), view.generation)
+            ready = find(view.status.get("conditions") or (), "Ready")
+            await _record(runtime, tracked, body, view.status, status)
+            if ready is None or ready.get("message") != error.message:
+                kopf.warn(body, reason=error.reason, message=error.message)
+            delay = error.retry_after or (10.0 if error.stalled else 5.0)
+            raise kopf.TemporaryError(error.message, delay=delay) from None
+    runtime.tracker.forget(uid)
+    if result.event is not None:
+        _post(body, [result.event])

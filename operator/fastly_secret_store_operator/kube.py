@@ -1,0 +1,95 @@
+"""The few Kubernetes API calls the operator makes itself, beyond what Kopf does for it.
+
+The `kubernetes` client is synchronous; its calls run in worker threads so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import kubernetes
+
+from fastly_secret_store_operator.reconcile.fingerprint import KEY_BYTES
+
+logger = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = "fastly.operator.dev", "v1alpha1", "fastlysecretstores"
+FINGERPRINT_KEY_FIELD = "key"
+
+
+def load_config(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
+    """The in-cluster service account when there is one, else the usual kubeconfig."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, client_configuration=configuration
+        )
+    return kubernetes.client.ApiClient(configuration)
+
+
+def _missing(error: kubernetes.client.ApiException) -> bool:
+    return getattr(error, "status", None) == 404
+
+
+class KubeApi:
+    def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
+        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._custom = kubernetes.client.CustomObjectsApi(api_client)
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        try:
+            secret = await asyncio.to_thread(self._core.read_namespaced_secret, name, namespace)
+        except kubernetes.client.ApiException as error:
+            if _missing(error):
+                return None
+            raise
+        return {key: base64.b64decode(value) for key, value in (secret.data or {}).items()}
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """Merge-patch the status subresource; an object already gone needs no status."""
+        try:
+            await asyncio.to_thread(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": dict(patch)},
+                _content_type="application/merge-patch+json",
+            )
+        except kubernetes.client.ApiException as error:
+            if not _missing(error):
+                raise
+
+    async def fingerprint_key(self, namespace: str, name: str) -> bytes:
+        """The operator's HMAC key, from its own Secret; created on first start."""
+        data = await self.read_secret(namespace, name)
+        if data is None:
+            body = kubernetes.client.V1Secret(
+                metadata=kubernetes.client.V1ObjectMeta(
+                    name=name, labels={"app.kubernetes.io/name": "fastly-secret-store-operator"}
+                ),
+                data={FINGERPRINT_KEY_FIELD: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()},
+            )
+            try:
+                await asyncio.to_thread(self._core.create_namespaced_secret, namespace, body)
+                logger.info("Created the fingerprint key Secret %s/%s", namespace, name)
+            except kubernetes.client.ApiException as error:
+                if getattr(error, "status", None) != 409:  # another replica won the race: read theirs
+                    raise
+            data = await self.read_secret(namespace, name)
+        key = (data or {}).get(FINGERPRINT_KEY_FIELD)
+        if key is None or len(key) < KEY_BYTES:
+            raise RuntimeError(
+                f"Secret {namespace}/{name} must hold at least {KEY_BYTES} random bytes under the key "
+                f"{FINGERPRINT_KEY_FIELD!r}; delete it to let the operator create a new one"
+            )
+        return key

@@ -1,0 +1,68 @@
+"""In-memory bookkeeping per FastlySecretStore: what wakes its sync loop, and which Secrets it reads.
+
+Memory grows with the number of FastlySecretStore objects, never with the number of Secrets in the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Tracked:
+    namespace: str
+    name: str
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Held while the object is being reconciled or finalized, so the two never overlap.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The status as last written; newer than the watched body until the watch catches up.
+    status: dict[str, Any] | None = None
+    reconciled_generation: int | None = None
+    #: The last seen value of the reconcile-requested annotation.
+    requested: str | None = None
+    secrets: frozenset[str] = frozenset()
+
+
+class Tracker:
+    def __init__(self) -> None:
+        self._objects: dict[str, Tracked] = {}
+        self._readers: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def track(self, uid: str, namespace: str, name: str) -> Tracked:
+        tracked = self._objects.get(uid)
+        if tracked is None:
+            tracked = self._objects[uid] = Tracked(namespace, name)
+        return tracked
+
+    def get(self, uid: str) -> Tracked | None:
+        return self._objects.get(uid)
+
+    def forget(self, uid: str) -> None:
+        tracked = self._objects.pop(uid, None)
+        if tracked is not None:
+            self.set_secrets(uid, tracked, frozenset())
+
+    def set_secrets(self, uid: str, tracked: Tracked, secrets: frozenset[str]) -> None:
+        for secret in tracked.secrets - secrets:
+            readers = self._readers[(tracked.namespace, secret)]
+            readers.discard(uid)
+            if not readers:
+                del self._readers[(tracked.namespace, secret)]
+        for secret in secrets - tracked.secrets:
+            self._readers[(tracked.namespace, secret)].add(uid)
+        tracked.secrets = secrets
+
+    def is_read(self, namespace: str, secret: str) -> bool:
+        return (namespace, secret) in self._readers
+
+    def wake_readers(self, namespace: str, secret: str) -> int:
+        uids = self._readers.get((namespace, secret), set())
+        for uid in uids:
+            self._objects[uid].wake.set()
+        return len(uids)

@@ -1,0 +1,69 @@
+"""Reconcile functions against the real Fastly emulator over HTTP, with Secrets held in a dict."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from fastly_secret_store_operator.connections import ConnectionPool, FastlyOptions
+from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
+from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
+from fastly_secret_store_operator.reconcile.object import Environment, ObjectView
+
+TOKEN = "token-canary-7f3a9c"
+NAMESPACE = "shop"
+
+
+class DictSecrets:
+    """Secrets by (namespace, name); counts reads so tests can see what was read."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[str, str], dict[str, bytes]] = {}
+
+    def put(self, name: str, namespace: str = NAMESPACE, **values: bytes | str) -> None:
+        self.data[(namespace, name)] = {
+            key: value.encode() if isinstance(value, str) else value for key, value in values.items()
+        }
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        return self.data.get((namespace, name))
+
+
+@pytest.fixture
+async def fastly() -> AsyncIterator[FastlyEmulator]:
+    async with FastlyEmulator(tokens=[TOKEN]) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def secrets() -> DictSecrets:
+    store = DictSecrets()
+    store.put("fastly-api-token", token=TOKEN)
+    return store
+
+
+@pytest.fixture
+async def env(fastly: FastlyEmulator, secrets: DictSecrets) -> AsyncIterator[Environment]:
+    pool = ConnectionPool(FastlyOptions(endpoint=fastly.url, trust_api_signing_key=True))
+    yield Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"k" * 32))
+    await pool.aclose()
+
+
+def view(
+    spec: Mapping[str, Any] | None = None, status: Mapping[str, Any] | None = None, generation: int = 1
+) -> ObjectView:
+    base: dict[str, Any] = {"apiTokenSecretRef": {"name": "fastly-api-token"}}
+    base.update(spec or {})
+    return ObjectView(NAMESPACE, "checkout", generation, base, dict(status or {}))
+
+
+class Marks:
+    """Counts how often reconcile asked to persist 'a create is in flight'."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self) -> None:
+        self.count += 1

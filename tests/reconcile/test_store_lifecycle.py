@@ -1,0 +1,271 @@
+"""The store's lifecycle through reconcile_object and finalize_object, against the Fastly emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import NAMESPACE, TOKEN, DictSecrets, Marks, view
+
+from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
+from fastly_secret_store_operator.fastly import FastlyClient, Store
+from fastly_secret_store_operator.reconcile.conditions import find
+from fastly_secret_store_operator.reconcile.errors import ReconcileError
+from fastly_secret_store_operator.reconcile.object import Environment, finalize_object, reconcile_object
+from fastly_secret_store_operator.reconcile.store import DeleteAction
+
+
+def ready(status: dict[str, Any]) -> dict[str, Any]:
+    condition = find(status["conditions"], "Ready")
+    assert condition is not None
+    return dict(condition)
+
+
+def writes(fastly: FastlyEmulator) -> list[str]:
+    return [str(r.route) for r in fastly.requests if r.method != "GET"]
+
+
+async def test_creates_the_store_and_records_it(fastly: FastlyEmulator, env: Environment) -> None:
+    marks = Marks()
+    result = await reconcile_object(view({"name": "checkout-prod"}, generation=3), env, mark_create_requested=marks)
+
+    store = fastly.store_named("checkout-prod")
+    assert store is not None
+    assert result.status["id"] == store.id
+    assert result.status["storeName"] == "checkout-prod"
+    assert result.status["createdAt"].endswith("Z")
+    assert result.status["adopted"] is False
+    assert result.status["observedGeneration"] == 3
+    assert "createRequestedAt" not in result.status
+    assert ready(result.status)["status"] == "True"
+    assert ready(result.status)["reason"] == "Synced"
+    assert ready(result.status)["observedGeneration"] == 3
+    assert marks.count == 1, "the in-flight create must be persisted before the POST"
+    assert [e.reason for e in result.events] == ["Created"]
+
+
+async def test_name_defaults_to_metadata_name(fastly: FastlyEmulator, env: Environment) -> None:
+    await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert fastly.store_named("checkout") is not None
+
+
+async def test_second_pass_changes_nothing(fastly: FastlyEmulator, env: Environment) -> None:
+    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    fastly.requests.clear()
+    second = await reconcile_object(view(status=first.status), env, mark_create_requested=Marks())
+    assert second.status == first.status
+    assert writes(fastly) == []
+    assert second.events == []
+
+
+@pytest.mark.parametrize("policy", ["AdoptOrCreate", "Adopt"])
+async def test_adopts_an_existing_store(fastly: FastlyEmulator, env: Environment, policy: str) -> None:
+    existing = fastly.create_store_direct("checkout")
+    result = await reconcile_object(view({"adoptionPolicy": policy}), env, mark_create_requested=Marks())
+    assert result.status["id"] == existing.id
+    assert result.status["adopted"] is True
+    assert len(fastly.stores()) == 1
+    assert [e.reason for e in result.events] == ["Adopted"]
+
+
+async def test_adopt_reports_a_missing_store_and_creates_nothing(fastly: FastlyEmulator, env: Environment) -> None:
+    result = await reconcile_object(view({"adoptionPolicy": "Adopt"}), env, mark_create_requested=Marks())
+    assert fastly.stores() == []
+    assert ready(result.status)["reason"] == "StoreNotFound"
+    assert find(result.status["conditions"], "Stalled")["status"] == "True"  # type: ignore[index]
+    assert "AdoptOrCreate" in ready(result.status)["message"]
+
+
+async def test_must_create_refuses_an_existing_store(fastly: FastlyEmulator, env: Environment) -> None:
+    existing = fastly.create_store_direct("checkout")
+    result = await reconcile_object(view({"adoptionPolicy": "MustCreate"}), env, mark_create_requested=Marks())
+    assert ready(result.status)["reason"] == "StoreAlreadyExists"
+    assert existing.id in ready(result.status)["message"]
+    assert "id" not in result.status
+    assert len(fastly.stores()) == 1
+
+
+async def test_several_stores_with_the_name_stall(
+    fastly: FastlyEmulator, env: Environment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The emulator, like the real API, refuses duplicate names; the operator must still never pick one at random.
+    first, second = fastly.create_store_direct("checkout"), fastly.create_store_direct("other")
+    twins = [await FastlyClient(TOKEN, endpoint=fastly.url).get_store(first.id)] * 2
+
+    async def find_stores(self: FastlyClient, name: str) -> list[Store]:
+        return twins
+
+    monkeypatch.setattr(FastlyClient, "find_stores", find_stores)
+    assert second.id
+    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert ready(result.status)["reason"] == "AmbiguousName"
+    assert first.id in ready(result.status)["message"]
+
+
+async def test_a_lost_create_is_resolved_by_name_not_repeated(fastly: FastlyEmulator, env: Environment) -> None:
+    # The operator asked for the create, then lost the answer (killed or cut off): the store exists.
+    fastly.create_store_direct("checkout")
+    status = {"createRequestedAt": "2026-11-28T10:00:00Z"}
+    result = await reconcile_object(
+        view({"adoptionPolicy": "MustCreate"}, status=status), env, mark_create_requested=Marks()
+    )
+    assert ready(result.status)["status"] == "True"
+    assert result.status["adopted"] is False
+    assert "createRequestedAt" not in result.status
+    assert len(fastly.stores()) == 1
+
+
+async def test_a_create_cut_off_midway_finds_the_store(fastly: FastlyEmulator, env: Environment) -> None:
+    fastly.faults.add(method="POST", route="/resources/stores/secret", kind="drop", count=1)
+    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert ready(first.status)["reason"] == "FastlyUnavailable"
+    assert "createRequestedAt" in first.status, "the unanswered create must be remembered"
+    second = await reconcile_object(view(status=first.status), env, mark_create_requested=Marks())
+    stores = fastly.stores()
+    assert len(stores) == 1
+    assert second.status["id"] == stores[0].id
+
+
+async def test_store_deleted_out_of_band_is_recreated(fastly: FastlyEmulator, env: Environment) -> None:
+    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    fastly.delete_store_direct(first.status["id"])
+    second = await reconcile_object(view(status=first.status), env, resync=True, mark_create_requested=Marks())
+    assert second.status["id"] != first.status["id"]
+    assert fastly.store_named("checkout") is not None
+    assert [e.reason for e in second.events] == ["Recreated"]
+
+
+async def test_store_deleted_out_of_band_is_reported_under_adopt(fastly: FastlyEmulator, env: Environment) -> None:
+    existing = fastly.create_store_direct("checkout")
+    first = await reconcile_object(view({"adoptionPolicy": "Adopt"}), env, mark_create_requested=Marks())
+    fastly.delete_store_direct(existing.id)
+    second = await reconcile_object(
+        view({"adoptionPolicy": "Adopt"}, status=first.status), env, resync=True, mark_create_requested=Marks()
+    )
+    assert ready(second.status)["reason"] == "StoreNotFound"
+    assert existing.id in ready(second.status)["message"]
+    assert fastly.stores() == []
+
+
+async def test_resync_of_many_objects_lists_instead_of_getting(fastly: FastlyEmulator, env: Environment) -> None:
+    statuses = []
+    for index in range(30):
+        result = await reconcile_object(view({"name": f"store-{index}"}), env, mark_create_requested=Marks())
+        statuses.append((index, result.status))
+    fastly.requests.clear()
+    for index, status in statuses:
+        await reconcile_object(
+            view({"name": f"store-{index}"}, status=status), env, resync=True, mark_create_requested=Marks()
+        )
+    store_reads = [
+        r.route
+        for r in fastly.requests
+        if r.route in {"GET /resources/stores/secret", "GET /resources/stores/secret/{store_id}"}
+    ]
+    assert store_reads == ["GET /resources/stores/secret"], "one listing serves every object's drift check"
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "hint"),
+    [
+        ({"name": "bad name!"}, "InvalidSpec", "letters, digits"),
+        ({"name": "x" * 256}, "InvalidSpec", "255"),
+        ({"adoptionPolicy": "Steal"}, "InvalidSpec", "AdoptOrCreate"),
+        ({"resyncInterval": "soon"}, "InvalidSpec", "10m"),
+        ({"entries": [{"name": "A B", "secretKeyRef": {"name": "s", "key": "k"}}]}, "InvalidSpec", "entries[0]"),
+    ],
+)
+async def test_invalid_spec_is_refused_before_any_request(
+    fastly: FastlyEmulator, env: Environment, spec: dict[str, Any], reason: str, hint: str
+) -> None:
+    result = await reconcile_object(view(spec), env, mark_create_requested=Marks())
+    assert ready(result.status)["reason"] == reason
+    assert hint in ready(result.status)["message"]
+    assert fastly.requests == []
+
+
+async def test_missing_token_secret_then_created(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    del secrets.data[(NAMESPACE, "fastly-api-token")]
+    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert ready(first.status)["reason"] == "CredentialsNotFound"
+    assert "shop/fastly-api-token" in ready(first.status)["message"]
+    assert fastly.requests == []
+    secrets.put("fastly-api-token", token=TOKEN + "\n")  # a trailing newline from `echo` is forgiven
+    second = await reconcile_object(view(status=first.status), env, mark_create_requested=Marks())
+    assert ready(second.status)["status"] == "True"
+
+
+async def test_rejected_token_is_reported_without_the_token(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    secrets.put("fastly-api-token", token="wrong-token-canary-31337")
+    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert ready(result.status)["reason"] == "Unauthorized"
+    assert "wrong-token-canary-31337" not in repr(result.status)
+    assert "wrong-token-canary-31337" not in repr(result.events)
+
+
+async def test_rotated_token_is_used_at_once(fastly: FastlyEmulator, env: Environment, secrets: DictSecrets) -> None:
+    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    secrets.put("fastly-api-token", token="wrong-token")
+    broken = await reconcile_object(view(status=first.status), env, mark_create_requested=Marks())
+    assert ready(broken.status)["reason"] == "Unauthorized"
+    secrets.put("fastly-api-token", token=TOKEN)
+    fixed = await reconcile_object(view(status=broken.status), env, mark_create_requested=Marks())
+    assert ready(fixed.status)["reason"] == "Synced"
+    assert fixed.status["id"] == first.status["id"]
+
+
+async def test_fastly_unavailable_is_transient(fastly: FastlyEmulator, env: Environment) -> None:
+    fastly.faults.add(kind="status", status=503, count=100)
+    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert ready(result.status)["reason"] == "FastlyUnavailable"
+    assert find(result.status["conditions"], "Reconciling")["status"] == "True"  # type: ignore[index]
+    assert find(result.status["conditions"], "Stalled")["status"] == "False"  # type: ignore[index]
+
+
+async def test_delete_policy_deletes_the_store(fastly: FastlyEmulator, env: Environment) -> None:
+    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    result = await finalize_object(view(status=created.status), env)
+    assert result.action is DeleteAction.DELETED
+    assert fastly.stores() == []
+
+
+async def test_delete_of_a_store_already_gone_is_done(fastly: FastlyEmulator, env: Environment) -> None:
+    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    fastly.delete_store_direct(created.status["id"])
+    result = await finalize_object(view(status=created.status), env)
+    assert result.action is DeleteAction.ALREADY_GONE
+
+
+async def test_retain_policy_keeps_the_store(fastly: FastlyEmulator, env: Environment) -> None:
+    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    result = await finalize_object(view({"deletionPolicy": "Retain"}, status=created.status), env)
+    assert result.action is DeleteAction.RETAINED
+    assert len(fastly.stores()) == 1
+
+
+async def test_delete_without_token_says_how_to_release(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    del secrets.data[(NAMESPACE, "fastly-api-token")]
+    with pytest.raises(ReconcileError) as caught:
+        await finalize_object(view(status=created.status), env)
+    assert caught.value.reason == "CredentialsNotFound"
+    assert "deletionPolicy: Retain" in caught.value.message
+    assert len(fastly.stores()) == 1
+
+
+async def test_delete_after_a_lost_create_removes_what_it_made(fastly: FastlyEmulator, env: Environment) -> None:
+    fastly.create_store_direct("checkout")
+    result = await finalize_object(view(status={"createRequestedAt": "2026-11-28T10:00:00Z"}), env)
+    assert result.action is DeleteAction.DELETED
+    assert fastly.stores() == []
+
+
+async def test_token_never_reaches_status_or_events(fastly: FastlyEmulator, env: Environment) -> None:
+    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert TOKEN not in repr(result.status) + repr(result.events)
