@@ -6,12 +6,17 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from fastly_secret_store_operator.fastly import FastlyClient
+
+# Real traffic recorded against api.fastly.com by go-fastly (go-vcr YAML), copied into the repository.
+RECORDINGS = Path(__file__).resolve().parent.parent / "fixtures" / "fastly-recordings"
 
 # A token that must never show up anywhere it should not: errors, reprs, logs.
 CANARY_TOKEN = "canary-tok-7Qm2Xv9LpR4sT8wZ"
@@ -85,3 +90,39 @@ async def make_api(fake_time: FakeTime) -> AsyncIterator[MakeApi]:
     yield make
     for api in apis:
         await api.client.aclose()
+
+
+Interaction = dict[str, Any]
+
+
+@pytest.fixture
+def recorded() -> Callable[[str], list[tuple[str, Interaction]]]:
+    """``recorded("secret_store")``: every (file, interaction) recorded under that folder, in a stable order."""
+
+    def load(folder: str) -> list[tuple[str, Interaction]]:
+        files = sorted((RECORDINGS / folder).rglob("*.yaml"))
+        assert files, f"no recordings under {RECORDINGS / folder}"
+        return [
+            (str(file.relative_to(RECORDINGS)), interaction)
+            for file in files
+            for interaction in yaml.safe_load(file.read_text())["interactions"]
+        ]
+
+    return load
+
+
+def recorded_response(interaction: Interaction) -> httpx.Response:
+    """The response as Fastly sent it (bar lengths and encodings, which no longer apply to the stored text)."""
+    recorded = interaction["response"]
+    headers = [
+        (name, value)
+        for name, values in recorded["headers"].items()
+        if name.lower() not in ("content-length", "content-encoding")
+        for value in values
+    ]
+    return httpx.Response(recorded["code"], headers=headers, content=recorded["body"].encode())
+
+
+@pytest.fixture
+def replay() -> Callable[[Interaction], httpx.Response]:
+    return recorded_response

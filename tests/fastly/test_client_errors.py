@@ -58,14 +58,10 @@ SEALED = SealedValue(
             id="html",
         ),
         pytest.param(httpx.Response(503), "Service Unavailable", id="empty"),
-        pytest.param(
-            httpx.Response(400, json=["not", "an", "object"]), '["not","an","object"]', id="json-array"
-        ),
+        pytest.param(httpx.Response(400, json=["not", "an", "object"]), '["not","an","object"]', id="json-array"),
     ],
 )
-async def test_messages_come_from_every_body_shape(
-    make_api: Any, response: httpx.Response, expected: str
-) -> None:
+async def test_messages_come_from_every_body_shape(make_api: Any, response: httpx.Response, expected: str) -> None:
     api = make_api(lambda request: response)
     with pytest.raises(FastlyError) as caught:
         await api.client.get_store("s1")
@@ -96,9 +92,7 @@ async def test_long_bodies_are_cut(make_api: Any) -> None:
         (500, {"msg": "Internal"}, ServerUnavailableError),
     ],
 )
-async def test_status_picks_the_error_class(
-    make_api: Any, status: int, body: object, error: type[FastlyError]
-) -> None:
+async def test_status_picks_the_error_class(make_api: Any, status: int, body: object, error: type[FastlyError]) -> None:
     api = make_api(lambda request: httpx.Response(status, json=body))
     with pytest.raises(FastlyError) as caught:
         await api.client.create_secret("s1", "K", SEALED)  # a POST: not retried, so 5xx surfaces at once
@@ -140,9 +134,7 @@ class TestSecretsNeverLeak:
         api = make_api(echo)
         with pytest.raises(InvalidRequestError) as caught:
             await api.client.put_secret("s1", "K", SEALED)
-        shown = (
-            f"{caught.value} {caught.value!r} {caught.value.msg} {caught.value.detail} {caught.value.args}"
-        )
+        shown = f"{caught.value} {caught.value!r} {caught.value.msg} {caught.value.detail} {caught.value.args}"
         assert token not in shown
         assert SEALED.secret not in shown
         assert "<redacted>" in shown

@@ -124,9 +124,7 @@ class TestRequests:
 
         server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        client = FastlyClient(
-            token, endpoint=f"http://127.0.0.1:{port}", timeout=0.05, retry=RetryPolicy(attempts=1)
-        )
+        client = FastlyClient(token, endpoint=f"http://127.0.0.1:{port}", timeout=0.05, retry=RetryPolicy(attempts=1))
         async with server, client:
             with pytest.raises(ServerUnavailableError, match="ReadTimeout"):
                 await client.get_store("s1")
@@ -146,9 +144,7 @@ class TestRequests:
         assert api.requests[0].url.raw_path == b"/resources/stores/secret/a%2Fb/secrets/c%3Fd"
 
     @pytest.mark.parametrize("name", ["", ".", ".."])
-    async def test_path_values_that_would_change_the_route_are_refused(
-        self, make_api: Any, name: str
-    ) -> None:
+    async def test_path_values_that_would_change_the_route_are_refused(self, make_api: Any, name: str) -> None:
         # DELETE .../secrets/.. normalises to DELETE of the whole store.
         api = make_api(lambda request: ok())
         with pytest.raises(ValueError, match="cannot be used"):
@@ -273,12 +269,8 @@ class TestRetries:
 
 
 class TestRateLimits:
-    async def test_waits_until_fastly_ratelimit_reset_when_it_is_near(
-        self, make_api: Any, fake_time: Any
-    ) -> None:
-        api = make_api(
-            _script(failing(429, **{"Fastly-RateLimit-Reset": fake_time.epoch(7)}), ok(STORE, 201))
-        )
+    async def test_waits_until_fastly_ratelimit_reset_when_it_is_near(self, make_api: Any, fake_time: Any) -> None:
+        api = make_api(_script(failing(429, **{"Fastly-RateLimit-Reset": fake_time.epoch(7)}), ok(STORE, 201)))
         await api.client.create_store("checkout")  # a refused request is safe to repeat, even a POST
         assert fake_time.sleeps == [7.0]
         assert len(api.requests) == 2
@@ -295,9 +287,7 @@ class TestRateLimits:
 
     async def test_raises_when_the_reset_is_too_far(self, make_api: Any, fake_time: Any) -> None:
         reset = fake_time.epoch(1800)
-        api = make_api(
-            _script(failing(429, **{"Fastly-RateLimit-Reset": reset, "Fastly-RateLimit-Remaining": "0"}))
-        )
+        api = make_api(_script(failing(429, **{"Fastly-RateLimit-Reset": reset, "Fastly-RateLimit-Remaining": "0"})))
         with pytest.raises(RateLimitedError) as caught:
             await api.client.put_secret("s1", "K", SEALED)
         assert caught.value.status == 429
@@ -333,9 +323,7 @@ class TestRateLimits:
 class TestOnResponse:
     async def test_reports_every_attempt_with_a_route_template(self, make_api: Any, fake_time: Any) -> None:
         seen: list[RequestInfo] = []
-        answers = _script(
-            httpx.ConnectError, failing(503), ok(SECRET, **{"Fastly-RateLimit-Remaining": "42"})
-        )
+        answers = _script(httpx.ConnectError, failing(503), ok(SECRET, **{"Fastly-RateLimit-Remaining": "42"}))
         api = make_api(answers, on_response=seen.append)
         await api.client.put_secret("7nLoGzCcs1ZbDD8BaX3jKR", "STRIPE_KEY", SEALED)
         assert [info.status for info in seen] == [None, 503, 200]

@@ -182,9 +182,7 @@ class Connection:
                     continue
                 # Not chained: the httpx error holds the request, and so the token, for any traceback to show.
                 detail = redact_text(str(exc), self.redact).strip() or None
-                raise ServerUnavailableError(
-                    f"cannot reach Fastly ({type(exc).__name__})", detail=detail
-                ) from None
+                raise ServerUnavailableError(f"cannot reach Fastly ({type(exc).__name__})", detail=detail) from None
 
             rate_limit = read_rate_limit(response.headers)
             self._report(route, response.status_code, started, rate_limit)
@@ -206,9 +204,7 @@ class Connection:
                 continue
 
             msg, detail = read_error_body(response.content, redact=(*self.redact, *sensitive))
-            raise error_for_status(
-                status, msg or response.reason_phrase or f"HTTP {status}", detail, reset_at=reset_at
-            )
+            raise error_for_status(status, msg or response.reason_phrase or f"HTTP {status}", detail, reset_at=reset_at)
 
     def _report(self, route: Route, status: int | None, started: float, rate_limit: RateLimit) -> None:
         logger.debug("Fastly %s -> %s", route.label, status if status is not None else "no response")

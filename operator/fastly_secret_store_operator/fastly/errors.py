@@ -111,9 +111,7 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
-def error_for_status(
-    status: int, msg: str, detail: str | None, *, reset_at: datetime | None = None
-) -> FastlyError:
+def error_for_status(status: int, msg: str, detail: str | None, *, reset_at: datetime | None = None) -> FastlyError:
     """The FastlyError subclass that a response status (and, for 400, its message) stands for."""
     if status == 429:
         return RateLimitedError(msg, detail=detail, reset_at=reset_at)
