@@ -185,6 +185,20 @@ class TestEndpoint:
         with pytest.raises(ValueError, match=r"must be an https:// URL"):
             FastlyClient(token, endpoint=endpoint)
 
+    async def test_tls_verification_is_always_on(self, token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        built: list[dict[str, Any]] = []
+        real_client = httpx.AsyncClient
+
+        def spy(**options: Any) -> httpx.AsyncClient:
+            built.append(options)
+            return real_client(**options)
+
+        monkeypatch.setattr(httpx, "AsyncClient", spy)
+        async with FastlyClient(token):
+            pass
+        assert built[0].get("verify", True) is True
+        assert built[0]["base_url"] == "https://api.fastly.com"
+
     async def test_endpoint_path_prefix_is_kept(self, make_api: Any) -> None:
         api = make_api(lambda request: ok(STORE), endpoint="http://127.0.0.1:8790/fastly/")
         await api.client.get_store("s1")

@@ -181,7 +181,7 @@ class Connection:
                     await self.sleep(self.retry.backoff(attempt, self.jitter()))
                     continue
                 # Not chained: the httpx error holds the request, and so the token, for any traceback to show.
-                detail = redact_text(str(exc), self.redact).strip() or None
+                detail = redact_text(str(exc), (*self.redact, *sensitive)).strip() or None
                 raise ServerUnavailableError(f"cannot reach Fastly ({type(exc).__name__})", detail=detail) from None
 
             rate_limit = read_rate_limit(response.headers)
