@@ -43,28 +43,18 @@ if generation ~= nil and obj.status.observedGeneration ~= generation then
   return hs
 end
 
+-- The first of these conditions that is True decides: a person must act, work is under way, or all is well.
 local conditions = obj.status.conditions
-local stalled = condition(conditions, "Stalled")
-if stalled ~= nil and stalled.status == "True" then
-  hs.status = "Degraded"
-  hs.message = message(stalled, "Stalled")
-  return hs
+for _, verdict in ipairs({{"Stalled", "Degraded"}, {"Reconciling", "Progressing"}, {"Ready", "Healthy"}}) do
+  local c = condition(conditions, verdict[1])
+  if c ~= nil and c.status == "True" then
+    hs.status = verdict[2]
+    hs.message = message(c, verdict[1])
+    return hs
+  end
 end
 
-local reconciling = condition(conditions, "Reconciling")
-if reconciling ~= nil and reconciling.status == "True" then
-  hs.status = "Progressing"
-  hs.message = message(reconciling, "Reconciling")
-  return hs
-end
-
-local ready = condition(conditions, "Ready")
-if ready ~= nil and ready.status == "True" then
-  hs.status = "Healthy"
-  hs.message = message(ready, "Ready")
-  return hs
-end
-
+-- Not ready, yet not stalled: the operator is still trying (a retry, a rate limit), with its reason.
 hs.status = "Progressing"
-hs.message = message(ready, "Waiting for the Ready condition")
+hs.message = message(condition(conditions, "Ready"), "Waiting for the Ready condition")
 return hs

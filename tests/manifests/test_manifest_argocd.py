@@ -1,4 +1,7 @@
-"""The Argo CD health check (deploy/argocd/health.lua), run with a real Lua against sample objects."""
+"""The Argo CD health check (deploy/argocd/health.lua), run with a real Lua against sample objects.
+
+Argo CD runs health scripts in gopher-lua, a Lua 5.1: so does this test (lupa's lua51 module).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import os
 import re
 from typing import Any
 
-import lupa
+import lupa.lua51 as lupa
 import pytest
 import yaml
 from manifests_support import ROOT, load_all
