@@ -155,7 +155,7 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
 
     async def stop(self) -> None:
         if self._runner is not None:
-            runner, self._runner = self._runner, None
+            runner, self._runner, self.server_url = self._runner, None, None
             self.store.close_watches()  # watch streams end, or shutdown would wait for them
             await runner.cleanup()
             await super().__aexit__(None, None, None)

@@ -663,21 +663,21 @@ def _name_errors(resource: ResourceType, name: str) -> list[structural.FieldErro
     return []
 
 
-def _normalise_secret(secret: Body) -> list[structural.FieldError]:
+def _normalise_secret(secret: Body) -> None:
     """stringData folds into data (base64) and is never stored; data values must be base64; type defaults."""
     secret.setdefault("type", "Opaque")
     data: dict[str, str] = secret.get("data") or {}
-    errors = []
-    for key, value in data.items():
+    for value in data.values():
         try:
             base64.b64decode(value, validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            errors.append(_field(f"data[{key}]", 'Invalid value: "<secret contents redacted>": illegal base64 data'))
+        except (binascii.Error, TypeError, ValueError) as error:
+            # The server fails to decode the request at all: 400, before any validation.
+            message = 'Secret in version "v1" cannot be handled as a Secret: illegal base64 data'
+            raise ApiError(400, "BadRequest", message) from error
     for key, value in (secret.pop("stringData", None) or {}).items():
         data[key] = base64.b64encode(str(value).encode()).decode()
     if data:
         secret["data"] = data
-    return errors
 
 
 def _merge_patch(target: Any, patch: Any) -> Any:
