@@ -19,6 +19,7 @@ class OperatorConfig:
     operator_namespace: str = "default"
     fingerprint_secret: str = DEFAULT_FINGERPRINT_SECRET
     kubeconfig: str | None = None
+    namespaced: bool = False
     #: Upper bound, in seconds, on the wait before retrying after a failure that heals on its own.
     max_backoff: float = 300.0
     #: Wait, in seconds, before retrying a stalled object when nothing it reads has changed.

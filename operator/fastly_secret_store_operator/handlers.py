@@ -57,6 +57,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.posting.level = logging.WARNING
     # A sync loop that is asked to stop exits within a second; never hold a deletion for Kopf's default minute.
     settings.background.cancellation_polling = 1.0
+    settings.background.instant_exit_timeout = 0.5
     settings.execution.max_workers = 4
 
 
@@ -67,8 +68,10 @@ def _runtime(memo: Any) -> Runtime:
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
-    configure(settings)
     config: OperatorConfig = memo.config
+    configure(settings)
+    # Watching listed namespaces needs no cluster-wide namespace listing (and the RBAC does not grant it).
+    settings.scanning.disabled = config.namespaced
     api = kube.KubeApi(kube.load_config(config.kubeconfig))
     key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
     connections = ConnectionPool(config.fastly)
@@ -107,9 +110,7 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return patch
 
 
-async def _record(
-    runtime: Runtime, tracked: Tracked, body: kopf.Body, old: Mapping[str, Any], new: dict[str, Any]
-) -> None:
+async def _record(runtime: Runtime, tracked: Tracked, old: Mapping[str, Any], new: dict[str, Any]) -> None:
     patch = merge_patch(old, new)
     if patch:
         await runtime.kube.patch_status(tracked.namespace, tracked.name, patch)
@@ -124,12 +125,16 @@ def _post(body: kopf.Body, events: list[Event]) -> None:
 async def _reconcile_once(runtime: Runtime, tracked: Tracked, body: kopf.Body, *, resync: bool) -> ReconcileResult:
     async with tracked.lock:
         view = _view(tracked, body)
+        written = dict(view.status)  # what the cluster holds, as this pass changes it
 
         async def mark_create_requested() -> None:
-            await runtime.kube.patch_status(tracked.namespace, tracked.name, {"createRequestedAt": now_rfc3339()})
+            written["createRequestedAt"] = now_rfc3339()
+            await runtime.kube.patch_status(
+                tracked.namespace, tracked.name, {"createRequestedAt": written["createRequestedAt"]}
+            )
 
         result = await reconcile_object(view, runtime.env, resync=resync, mark_create_requested=mark_create_requested)
-        await _record(runtime, tracked, body, view.status, result.status)
+        await _record(runtime, tracked, written, result.status)
         tracked.reconciled_generation = view.generation
     _post(body, result.events)
     return result
@@ -208,7 +213,7 @@ async def finalize(body: kopf.Body, uid: str, namespace: str | None, name: str, 
             status = dict(view.status)
             status["conditions"] = build_conditions(outcome, view.status.get("conditions") or (), view.generation)
             ready = find(view.status.get("conditions") or (), "Ready")
-            await _record(runtime, tracked, body, view.status, status)
+            await _record(runtime, tracked, view.status, status)
             if ready is None or ready.get("message") != error.message:
                 kopf.warn(body, reason=error.reason, message=error.message)
             delay = error.retry_after or (10.0 if error.stalled else 5.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import kopf
@@ -25,22 +26,45 @@ class OperatorOptions:
     log_format: str = "text"
     verbose: bool = False
     debug: bool = False
+    quiet: bool = False
     kubeconfig: str | None = None
 
 
-async def run_operator(options: OperatorOptions, *, stop_flag: asyncio.Event | None = None) -> None:
+async def run_operator(
+    options: OperatorOptions,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    connection: kopf.ConnectionInfo | None = None,
+) -> None:
+    """Run until stopped. `connection` overrides the usual login (kubeconfig or in-cluster), e.g. for the demo."""
     kopf.configure(
         debug=options.debug,
         verbose=options.verbose,
+        quiet=options.quiet,
         log_format=kopf.LogFormat.JSON if options.log_format == "json" else kopf.LogFormat.FULL,
     )
+    if not options.debug:
+        # httpx logs every request at INFO; the Fastly client logs its own, with route templates only.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     config = OperatorConfig(
         fastly=FastlyOptions(endpoint=options.fastly_endpoint, trust_api_signing_key=options.trust_api_signing_key),
         operator_namespace=options.operator_namespace,
         kubeconfig=options.kubeconfig,
+        namespaced=not options.all_namespaces,
     )
-    assert handlers.RESOURCE  # importing the module registers the handlers
+    registry = kopf.get_default_registry()
+    assert handlers.RESOURCE  # importing the module registered the handlers in the default registry
+    if connection is not None:
+
+        @kopf.on.login(registry=registry)
+        def login(**_: object) -> kopf.ConnectionInfo:
+            return connection
+
     await kopf.operator(
+        registry=registry,
+        ready_flag=ready_flag,
         clusterwide=options.all_namespaces,
         namespaces=options.namespaces,
         standalone=options.standalone,
