@@ -414,11 +414,13 @@ async def test_watch_from_a_resource_version_sends_what_came_after(api: httpx.As
 
 async def test_watch_without_a_version_lists_then_streams_live(api: httpx.AsyncClient) -> None:
     await create(api, store("a"))
-    watching = asyncio.create_task(watch(api, STORES, 3))
-    await asyncio.sleep(0.1)  # not a wait for a condition: gives the watch time to start, which is what we test
-    await create(api, store("b"))
-    await api.patch(f"{STORES}/b", json={"metadata": {"labels": {"x": "y"}}}, headers=MERGE)
-    assert kinds(await watching) == [("ADDED", "a"), ("ADDED", "b"), ("MODIFIED", "b")]
+    async with asyncio.timeout(5), api.stream("GET", STORES, params={"watch": "true"}) as response:
+        events = aiter(response.aiter_lines())
+        assert kinds([json.loads(await anext(events))]) == [("ADDED", "a")]  # the existing object, first
+        await create(api, store("b"))  # then what happens while it watches
+        await api.patch(f"{STORES}/b", json={"metadata": {"labels": {"x": "y"}}}, headers=MERGE)
+        live = [json.loads(await anext(events)) for _ in range(2)]
+    assert kinds(live) == [("ADDED", "b"), ("MODIFIED", "b")]
 
 
 async def test_watch_with_a_label_selector_sees_objects_enter_and_leave(api: httpx.AsyncClient) -> None:

@@ -92,17 +92,22 @@ class KubernetesEmulator(kmock.KubernetesScaffold):
     crds/), with a real server's metadata, status subresource, schema, finalizer and watch semantics.
     Read and change objects directly through `emulator.store` (thread-safe, same semantics as HTTP).
 
-    Point Kopf at it with a login handler (or a kubeconfig from `write_kubeconfig()`)::
+    Point Kopf at it with a login handler (or a kubeconfig from `write_kubeconfig()` read by
+    `kopf.login_with_kubeconfig`, or by `kopf run` in a subprocess with KUBECONFIG set)::
 
         emulator = KubernetesEmulator()
-        await emulator.start()
+        with emulator.run_in_thread():  # see below why a thread of its own
 
-        @kopf.on.login()
-        def login(**_: Any) -> kopf.ConnectionInfo:
-            return emulator.connection_info()
+            @kopf.on.login(registry=registry)
+            def login(**_: Any) -> kopf.ConnectionInfo:
+                return emulator.connection_info()
 
-        settings.scanning.disabled = True  # optional: namespaces can be listed, but a namespaced operator
-                                           # has no need to scan them
+            await kopf.operator(registry=registry, namespaces=["default"], standalone=True, stop_flag=stop)
+
+    Serve it from its own thread when Kopf runs in the same process: Kopf takes every task created in its loop
+    after it starts for its own, and on stopping waits 5 s for them (the emulator's connection handlers among
+    them), then cancels them. Keep Kopf's state in annotations (`kopf.AnnotationsProgressStorage`,
+    `kopf.AnnotationsDiffBaseStorage`): `status.kopf` is not in the CRD, so it is pruned, as on a real cluster.
     """
 
     crds: Sequence[Path | str | Mapping[str, Any]] | None = None  # None: this project's crds/

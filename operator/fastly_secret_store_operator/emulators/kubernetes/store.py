@@ -16,7 +16,7 @@ import re
 import secrets
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -242,6 +242,7 @@ class ObjectStore:
         self._history: collections.deque[WatchEvent] = collections.deque(maxlen=watch_history)
         self._forgotten_revision = 0  # events up to this revision have left the history: watching from there is 410
         self._subscriptions: set[Subscription] = set()
+        self._change_listeners: set[Callable[[], None]] = set()
         for namespace in namespaces:
             self.create(NAMESPACES, {"metadata": {"name": namespace}})
 
@@ -446,6 +447,24 @@ class ObjectStore:
         with self._lock:
             self._subscriptions.discard(subscription)
 
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wait until `condition()` holds, checking it again after each change to any object. For tests, bounded
+        by `asyncio.timeout()`: a wait on a state, with no polling interval to tune."""
+        changed, loop = asyncio.Event(), asyncio.get_running_loop()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+        with self._lock:
+            self._change_listeners.add(notify)
+        try:
+            while not condition():
+                await changed.wait()
+                changed.clear()
+        finally:
+            with self._lock:
+                self._change_listeners.discard(notify)
+
     def close_watches(self) -> None:
         """End every watch stream (the server is stopping)."""
         with self._lock:
@@ -568,6 +587,8 @@ class ObjectStore:
         self._history.append(event)
         for subscription in self._subscriptions:
             subscription.offer(event)
+        for notify in self._change_listeners:
+            notify()
 
     def _generated_name(self, resource: ResourceType, namespace: str | None, prefix: str) -> str:
         while True:
