@@ -50,7 +50,7 @@ def project_crds() -> list[Path]:
     for parent in Path(__file__).resolve().parents:
         crds = parent / "crds"
         if (parent / "pyproject.toml").is_file() and crds.is_dir():
-            return sorted(crds.glob("*.*.yaml"))
+            return sorted(crds.glob("*.yaml"))  # load_crd_resources skips what is not a CRD
     raise FileNotFoundError("no crds/ directory above this package: pass crds=[...] to KubernetesEmulator")
 
 
