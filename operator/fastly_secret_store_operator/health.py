@@ -227,16 +227,22 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
 
 
 def kube_lister(
-    api_client: kubernetes.client.ApiClient, namespaces: Sequence[str] = (), *, timeout: float = 30.0
+    connect: Callable[[], kubernetes.client.ApiClient], namespaces: Sequence[str] = (), *, timeout: float = 30.0
 ) -> Lister:
     """List FastlySecretStores in the scope Kopf watches: every namespace when `namespaces` is empty, else
-    the names given, with Kopf's pattern syntax ("shop-*", "!kube-*") matched as Kopf matches it."""
-    api = kubernetes.client.CustomObjectsApi(api_client)
+    the names given, with Kopf's pattern syntax ("shop-*", "!kube-*") matched as Kopf matches it.
+
+    `connect` makes the API client at the first audit, not before: the operator's login and kubeconfig are
+    settled by then, and a test or demo that never audits never needs one."""
     exact = [ns for ns in namespaces if not any(mark in ns for mark in "!*?,")]
     cluster_wide = not namespaces or len(exact) < len(namespaces)  # a pattern needs the cluster-wide list
     headers = {"Accept": _METADATA_ONLY}
+    apis: list[kubernetes.client.CustomObjectsApi] = []
 
     def list_all() -> dict[str, str]:
+        if not apis:
+            apis.append(kubernetes.client.CustomObjectsApi(connect()))
+        api = apis[0]
         if cluster_wide:
             listed = api.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=timeout, _headers=headers)
             return _versions(item for item in _items(listed) if _in_scope(item, namespaces))

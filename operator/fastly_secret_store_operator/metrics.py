@@ -141,6 +141,7 @@ class Metrics:
         )
         self.objects = ObjectStates()
         registry.register(self.objects)
+        self._server: tuple[WSGIServer, threading.Thread] | None = None
 
     def observe_reconcile(self, reason: str, seconds: float) -> None:
         self.reconciles.labels(result=reason_label(reason)).inc()
@@ -165,6 +166,16 @@ class Metrics:
         self.objects.forget(uid)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> tuple[WSGIServer, threading.Thread]:  # noqa: S104 - scraped from other pods
-        """Serve the exposition in a daemon thread; returns the server and thread (tests shut them down)."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
-        return server, thread
+        """Serve the exposition from a daemon thread until `shutdown()`; returns the server and its thread."""
+        self.shutdown()
+        self._server = start_http_server(port, addr=host, registry=self.registry)
+        return self._server
+
+    def shutdown(self) -> None:
+        """Stop serving (the port is free again); a no-op when not serving."""
+        served, self._server = self._server, None
+        if served is not None:
+            server, thread = served
+            server.shutdown()
+            server.server_close()
+            thread.join()

@@ -298,7 +298,7 @@ async def test_kube_lister_lists_the_scope_kopf_watches(
     emulator: KubernetesEmulator, stores: dict[str, str], namespaces: tuple[str, ...], expected: set[str]
 ) -> None:
     with kubernetes.client.ApiClient(emulator.client_configuration()) as api_client:
-        listed = await kube_lister(api_client, namespaces)()
+        listed = await kube_lister(lambda: api_client, namespaces)()
     assert set(listed) == {stores[namespace] for namespace in expected}
     for namespace in expected:
         obj = emulator.store.get("fastlysecretstores", namespace, "checkout")
@@ -315,7 +315,7 @@ async def test_a_live_kopf_watch_leaves_nothing_missing(emulator: KubernetesEmul
         return emulator.connection_info()
 
     api_client = kubernetes.client.ApiClient(emulator.client_configuration())
-    lister = kube_lister(api_client, ["shop"])
+    lister = kube_lister(lambda: api_client, ["shop"])
     audit = WatchAudit(lister, interval=0.1)
     emulator.store.create("fastlysecretstores", store("before"), namespace="shop")
     emulator.store.create("fastlysecretstores", store("elsewhere"), namespace="other")  # out of scope

@@ -140,16 +140,18 @@ async def test_no_token_name_or_value_reaches_the_exposition(metrics: Metrics, r
     assert errors >= 1
 
 
-def test_serve_exposes_the_registry_over_http(metrics: Metrics) -> None:
+def test_serve_exposes_the_registry_over_http_until_shut_down(metrics: Metrics) -> None:
     metrics.observe_entries(written=3, skipped=0)
-    server, thread = metrics.serve(0, host="127.0.0.1")
+    server, _ = metrics.serve(0, host="127.0.0.1")
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
     try:
-        text = httpx.get(f"http://127.0.0.1:{server.server_port}/metrics", timeout=5).text
+        text = httpx.get(url, timeout=5).text
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+        metrics.shutdown()
     assert f"{PREFIX}entries_written_total 3.0" in text
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=5)
+    metrics.shutdown()  # twice is harmless
 
 
 def test_the_default_registry_is_fresh_and_carries_process_metrics() -> None:
