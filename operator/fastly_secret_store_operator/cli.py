@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE", "default"),
         help="where the operator keeps its fingerprint key Secret (env POD_NAMESPACE; default %(default)s)",
     )
+    run.add_argument(
+        "--max-concurrent-reconciles",
+        type=int,
+        default=32,
+        metavar="N",
+        help="how many objects are reconciled at once (default %(default)s)",
+    )
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     run.add_argument("--debug", action="store_true", help="log at debug level, Kopf's internals included")
@@ -102,6 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         log_format=args.log_format,
         verbose=args.verbose,
         debug=args.debug,
+        max_concurrent_reconciles=args.max_concurrent_reconciles,
     )
     asyncio.run(run_operator(options))
     return 0

@@ -20,6 +20,8 @@ class OperatorConfig:
     fingerprint_secret: str = DEFAULT_FINGERPRINT_SECRET
     kubeconfig: str | None = None
     namespaced: bool = False
+    #: How many objects are reconciled at once; the rest wait their turn (bounds Fastly and API server load).
+    max_concurrent_reconciles: int = 32
     #: Upper bound, in seconds, on the wait before retrying after a failure that heals on its own.
     max_backoff: float = 300.0
     #: Wait, in seconds, before retrying a stalled object when nothing it reads has changed.

@@ -39,8 +39,8 @@ def _secret(name: str, **values: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE}, "data": data}
 
 
-async def _until(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(what: str, check: Callable[[], bool], within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
     while not check():
         if time.monotonic() > deadline:
             raise TimeoutError(f"demo: timed out waiting until {what}")

@@ -7,6 +7,7 @@ handler behind the finalizer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Mapping
@@ -47,6 +48,7 @@ class Runtime:
     connections: ConnectionPool
     env: Environment
     tracker: Tracker
+    slots: asyncio.Semaphore
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -81,6 +83,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         connections=connections,
         env=Environment(secrets=api, connect=connections, fingerprinter=Fingerprinter(key)),
         tracker=Tracker(),
+        slots=asyncio.Semaphore(config.max_concurrent_reconciles),
     )
     logger.info("Fastly endpoint %s", config.fastly.endpoint)
 
@@ -123,7 +126,7 @@ def _post(body: kopf.Body, events: list[Event]) -> None:
 
 
 async def _reconcile_once(runtime: Runtime, tracked: Tracked, body: kopf.Body, *, resync: bool) -> ReconcileResult:
-    async with tracked.lock:
+    async with runtime.slots, tracked.lock:
         view = _view(tracked, body)
         written = dict(view.status)  # what the cluster holds, as this pass changes it
 
@@ -201,7 +204,9 @@ def notice_secret_change(namespace: str | None, name: str, memo: Any, **_: Any) 
 
 
 @kopf.on.delete(*RESOURCE)
-async def finalize(body: kopf.Body, uid: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def finalize(
+    body: kopf.Body, uid: str, namespace: str | None, name: str, retry: int, memo: Any, **_: Any
+) -> None:
     runtime = _runtime(memo)
     tracked = runtime.tracker.track(uid, namespace or "", name)
     async with tracked.lock:
@@ -216,7 +221,8 @@ async def finalize(body: kopf.Body, uid: str, namespace: str | None, name: str, 
             await _record(runtime, tracked, view.status, status)
             if ready is None or ready.get("message") != error.message:
                 kopf.warn(body, reason=error.reason, message=error.message)
-            delay = error.retry_after or (10.0 if error.stalled else 5.0)
+            # Back off, but not so far that a fix (a restored token, deletionPolicy: Retain) waits long.
+            delay = error.retry_after or min(60.0, 2.0 * 2 ** min(retry, 5))
             raise kopf.TemporaryError(error.message, delay=delay) from None
     runtime.tracker.forget(uid)
     if result.event is not None:

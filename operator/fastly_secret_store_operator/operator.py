@@ -27,6 +27,7 @@ class OperatorOptions:
     verbose: bool = False
     debug: bool = False
     quiet: bool = False
+    max_concurrent_reconciles: int = 32
     kubeconfig: str | None = None
 
 
@@ -53,6 +54,7 @@ async def run_operator(
         operator_namespace=options.operator_namespace,
         kubeconfig=options.kubeconfig,
         namespaced=not options.all_namespaces,
+        max_concurrent_reconciles=options.max_concurrent_reconciles,
     )
     registry = kopf.get_default_registry()
     assert handlers.RESOURCE  # importing the module registered the handlers in the default registry

@@ -120,12 +120,14 @@ def test_store_deleted_out_of_band_is_recreated(cluster: Cluster, fastly: Fastly
 def test_invalid_spec_is_refused_by_the_api_before_any_fastly_request(cluster: Cluster, fastly: FastlyEmulator) -> None:
     import kubernetes
 
-    before = len(fastly.requests)
+    name = unique("bad")
     with pytest.raises(kubernetes.client.ApiException) as refused:
-        cluster.apply(NAMESPACE, unique("bad"), spec(name="not a valid name!"))
+        cluster.apply(NAMESPACE, name, spec(name="not a valid name!"))
     assert refused.value.status == 422
     assert "spec.name" in str(refused.value.body)
-    assert len(fastly.requests) == before
+    # Refused at the door: no object exists for the operator to act on, so nothing reached Fastly.
+    assert cluster.get(NAMESPACE, name) is None
+    assert fastly.store_named("not a valid name!") is None
 
 
 def test_spec_name_is_immutable(cluster: Cluster, fastly: FastlyEmulator) -> None:
