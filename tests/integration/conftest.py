@@ -14,6 +14,7 @@ from fastly_secret_store_operator.emulators.fastly import FastlyEmulator, run_in
 
 TOKEN = "fastly-token-canary-4b1d"
 NAMESPACE = "shop"
+CRDS = sorted((Path(__file__).resolve().parents[2] / "crds").glob("*.*.yaml"))
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +27,10 @@ def fastly() -> Iterator[FastlyEmulator]:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     if os.environ.get("FSSO_E2E") == "1":
-        yield Cluster(Path(os.environ["KUBECONFIG"]))
+        # The opt-in real-cluster tier (e.g. k3d in CI): the same scenarios, against a real API server.
+        real = Cluster(Path(os.environ["KUBECONFIG"]))
+        real.install_crds(CRDS)
+        yield real
         return
     from fastly_secret_store_operator.emulators.kubernetes import KubernetesEmulator
 

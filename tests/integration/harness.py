@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import kubernetes
+import yaml
 
 GROUP, VERSION, PLURAL = "fastly.operator.dev", "v1alpha1", "fastlysecretstores"
 T = TypeVar("T")
@@ -46,6 +47,20 @@ class Cluster:
         api = kubernetes.client.ApiClient(configuration)
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
+
+    def install_crds(self, paths: list[Path]) -> None:
+        """Create or replace the CRDs (for a real cluster; the emulator reads crds/ itself)."""
+        extensions = kubernetes.client.ApiextensionsV1Api(self.core.api_client)
+        for path in paths:
+            crd = yaml.safe_load(path.read_text())
+            try:
+                extensions.create_custom_resource_definition(crd)
+            except kubernetes.client.ApiException as error:
+                if error.status != 409:
+                    raise
+                current = extensions.read_custom_resource_definition(crd["metadata"]["name"])
+                crd["metadata"]["resourceVersion"] = current.metadata.resource_version
+                extensions.replace_custom_resource_definition(crd["metadata"]["name"], crd)
 
     def ensure_namespace(self, name: str) -> None:
         try:
