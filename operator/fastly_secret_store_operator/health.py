@@ -46,7 +46,7 @@ from typing import Any
 
 import kopf
 import kubernetes
-from kopf._cogs.structs.references import match_namespace
+from kopf._cogs.structs.references import match_namespace  # not public; the same matching Kopf's watch uses
 
 from fastly_secret_store_operator.kube import GROUP, PLURAL, VERSION
 
@@ -202,7 +202,7 @@ async def _probe_watch(memo: Any, **_: Any) -> dict[str, float] | None:
         age = audit.heartbeat.check()
     except WatchStale as stale:
         raise kopf.PermanentError(str(stale)) from None
-    return {"watch_lag_seconds": round(age, 1)}
+    return {"seconds_since_in_step": round(age, 1)}
 
 
 async def _start_audit(memo: Any, **_: Any) -> None:

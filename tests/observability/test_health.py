@@ -251,7 +251,7 @@ async def test_kopf_liveness_answers_500_when_the_watch_is_stale(audit: WatchAud
         fresh = await client.get(url)
     assert stale.status_code == 500
     assert fresh.status_code == 200
-    assert fresh.json() == {"watch": {"watch_lag_seconds": 0.0}}
+    assert fresh.json() == {"watch": {"seconds_since_in_step": 0.0}}
 
 
 async def test_kopf_liveness_ignores_the_check_when_no_audit_is_configured() -> None:
