@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastly_secret_store_operator.fastly import FASTLY_SIGNING_KEY, FastlyClient, Sealer
+from fastly_secret_store_operator.fastly import FASTLY_SIGNING_KEY, FastlyClient, RequestInfo, Sealer
 from fastly_secret_store_operator.reconcile.directory import StoreDirectory
 from fastly_secret_store_operator.reconcile.object import Connection
 
@@ -25,8 +26,11 @@ class FastlyOptions:
 
 
 class ConnectionPool:
-    def __init__(self, options: FastlyOptions, *, size: int = 64) -> None:
+    def __init__(
+        self, options: FastlyOptions, *, size: int = 64, on_response: Callable[[RequestInfo], None] | None = None
+    ) -> None:
         self.options = options
+        self._on_response = on_response
         self._size = size
         # Keyed by a hash of the token so the dict itself never holds token text; it is never output.
         self._connections: OrderedDict[str, Connection] = OrderedDict()
@@ -36,7 +40,9 @@ class ConnectionPool:
         key = hashlib.sha256(token.encode()).hexdigest()
         connection = self._connections.get(key)
         if connection is None:
-            client = FastlyClient(token, endpoint=self.options.endpoint, timeout=self.options.timeout)
+            client = FastlyClient(
+                token, endpoint=self.options.endpoint, timeout=self.options.timeout, on_response=self._on_response
+            )
             signing_key = None if self.options.trust_api_signing_key else FASTLY_SIGNING_KEY
             connection = Connection(
                 client=client,

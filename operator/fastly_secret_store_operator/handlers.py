@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from fastly_secret_store_operator import kube
+from fastly_secret_store_operator import health, kube
 from fastly_secret_store_operator.config import (
     ANNOTATION_PREFIX,
     FINALIZER,
@@ -24,6 +25,7 @@ from fastly_secret_store_operator.config import (
     OperatorConfig,
 )
 from fastly_secret_store_operator.connections import ConnectionPool
+from fastly_secret_store_operator.metrics import Metrics
 from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find, now_rfc3339
 from fastly_secret_store_operator.reconcile.errors import ReconcileError
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
@@ -49,6 +51,7 @@ class Runtime:
     env: Environment
     tracker: Tracker
     slots: asyncio.Semaphore
+    metrics: Metrics
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -61,6 +64,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.background.cancellation_polling = 1.0
     settings.background.instant_exit_timeout = 0.5
     settings.execution.max_workers = 4
+    health.configure_watching(settings)
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -76,7 +80,8 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     settings.scanning.disabled = config.namespaced
     api = kube.KubeApi(kube.load_config(config.kubeconfig))
     key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
-    connections = ConnectionPool(config.fastly)
+    metrics: Metrics = memo.metrics
+    connections = ConnectionPool(config.fastly, on_response=metrics.observe_fastly)
     memo.runtime = Runtime(
         config=config,
         kube=api,
@@ -84,6 +89,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         env=Environment(secrets=api, connect=connections, fingerprinter=Fingerprinter(key)),
         tracker=Tracker(),
         slots=asyncio.Semaphore(config.max_concurrent_reconciles),
+        metrics=metrics,
     )
     logger.info("Fastly endpoint %s", config.fastly.endpoint)
 
@@ -136,7 +142,10 @@ async def _reconcile_once(runtime: Runtime, tracked: Tracked, body: kopf.Body, *
                 tracked.namespace, tracked.name, {"createRequestedAt": written["createRequestedAt"]}
             )
 
+        started = time.monotonic()
         result = await reconcile_object(view, runtime.env, resync=resync, mark_create_requested=mark_create_requested)
+        runtime.metrics.observe_reconcile(result.outcome.reason, time.monotonic() - started)
+        runtime.metrics.observe_entries(result.entries_written, result.entries_skipped)
         await _record(runtime, tracked, written, result.status)
         tracked.reconciled_generation = view.generation
     _post(body, result.events)
@@ -172,6 +181,7 @@ async def keep_in_sync(
     while not stopped:
         tracked.wake.clear()
         result = await _reconcile_once(runtime, tracked, body, resync=resync)
+        runtime.metrics.set_object_state(uid, result.outcome.ready, result.outcome.reason)
         if result.spec is not None:
             runtime.tracker.set_secrets(uid, tracked, result.spec.referenced_secrets)
         failures = 0 if result.outcome.ready else failures + 1
@@ -214,6 +224,7 @@ async def finalize(
         try:
             result = await finalize_object(view, runtime.env)
         except ReconcileError as error:
+            runtime.metrics.set_object_state(uid, False, error.reason)
             outcome = Outcome(error.reason, error.message, stalled=error.stalled)
             status = dict(view.status)
             status["conditions"] = build_conditions(outcome, view.status.get("conditions") or (), view.generation)
@@ -225,5 +236,6 @@ async def finalize(
             delay = error.retry_after or min(60.0, 2.0 * 2 ** min(retry, 5))
             raise kopf.TemporaryError(error.message, delay=delay) from None
     runtime.tracker.forget(uid)
+    runtime.metrics.forget_object(uid)
     if result.event is not None:
         _post(body, [result.event])

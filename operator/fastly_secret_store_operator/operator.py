@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
 import kopf
 
-from fastly_secret_store_operator import handlers
+from fastly_secret_store_operator import handlers, health, kube
 from fastly_secret_store_operator.config import OperatorConfig
 from fastly_secret_store_operator.connections import FastlyOptions
+from fastly_secret_store_operator.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,7 @@ class OperatorOptions:
     liveness: str | None = None
     metrics_port: int | None = None
     fastly_endpoint: str = "https://api.fastly.com"
+    fastly_timeout: float = 10.0
     trust_api_signing_key: bool = False
     operator_namespace: str = "default"
     log_format: str = "text"
@@ -50,7 +53,11 @@ async def run_operator(
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     config = OperatorConfig(
-        fastly=FastlyOptions(endpoint=options.fastly_endpoint, trust_api_signing_key=options.trust_api_signing_key),
+        fastly=FastlyOptions(
+            endpoint=options.fastly_endpoint,
+            trust_api_signing_key=options.trust_api_signing_key,
+            timeout=options.fastly_timeout,
+        ),
         operator_namespace=options.operator_namespace,
         kubeconfig=options.kubeconfig,
         namespaced=not options.all_namespaces,
@@ -64,13 +71,24 @@ async def run_operator(
         def login(**_: object) -> kopf.ConnectionInfo:
             return connection
 
-    await kopf.operator(
-        registry=registry,
-        ready_flag=ready_flag,
-        clusterwide=options.all_namespaces,
-        namespaces=options.namespaces,
-        standalone=options.standalone,
-        liveness_endpoint=options.liveness,
-        memo=kopf.Memo(config=config),
-        stop_flag=stop_flag,
-    )
+    health.register(registry)
+    audit = None
+    if options.liveness:
+        scope = () if options.all_namespaces else options.namespaces
+        audit = health.WatchAudit(health.kube_lister(functools.partial(kube.load_config, options.kubeconfig), scope))
+    metrics = Metrics()
+    if options.metrics_port is not None:
+        metrics.serve(options.metrics_port)
+    try:
+        await kopf.operator(
+            registry=registry,
+            ready_flag=ready_flag,
+            clusterwide=options.all_namespaces,
+            namespaces=options.namespaces,
+            standalone=options.standalone,
+            liveness_endpoint=options.liveness,
+            memo=kopf.Memo(config=config, metrics=metrics, watch_audit=audit),
+            stop_flag=stop_flag,
+        )
+    finally:
+        metrics.shutdown()

@@ -8,13 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import Cluster, OperatorProcess
+from harness import CRDS, NAMESPACE, TOKEN, Cluster, OperatorProcess
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator, run_in_thread
-
-TOKEN = "fastly-token-canary-4b1d"
-NAMESPACE = "shop"
-CRDS = sorted((Path(__file__).resolve().parents[2] / "crds").glob("*.*.yaml"))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,9 @@ import kubernetes
 import yaml
 
 GROUP, VERSION, PLURAL = "fastly.operator.dev", "v1alpha1", "fastlysecretstores"
+TOKEN = "fastly-token-canary-4b1d"
+NAMESPACE = "shop"
+CRDS = sorted((Path(__file__).resolve().parents[2] / "crds").glob("*.*.yaml"))
 T = TypeVar("T")
 
 
@@ -31,6 +35,13 @@ def wait_for(what: str, check: Callable[[], T], timeout: float = 20.0, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting until {what}")
         time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def unique(prefix: str) -> str:
@@ -158,8 +169,11 @@ class Cluster:
 class OperatorProcess:
     """`fastly-secret-store-operator run` in a subprocess, logging at debug level into a file."""
 
-    def __init__(self, kubeconfig: Path, fastly_url: str, namespaces: list[str], log: Path) -> None:
+    def __init__(
+        self, kubeconfig: Path, fastly_url: str, namespaces: list[str], log: Path, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.kubeconfig, self.fastly_url, self.namespaces, self.log = kubeconfig, fastly_url, namespaces, log
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -167,6 +181,7 @@ class OperatorProcess:
         for namespace in self.namespaces:
             command += ["--namespace", namespace]
         command += ["--fastly-endpoint", self.fastly_url, "--operator-namespace", self.namespaces[0]]
+        command += self.extra_args
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "FASTLY_USE_API_SIGNING_KEY": "1"}
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)

@@ -6,8 +6,7 @@ import base64
 from typing import Any
 
 import pytest
-from conftest import NAMESPACE, TOKEN
-from harness import Cluster, OperatorProcess, unique, wait_for
+from harness import NAMESPACE, TOKEN, Cluster, OperatorProcess, unique, wait_for
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 

@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
+from reconcile_support import TOKEN, DictSecrets
 
 from fastly_secret_store_operator.connections import ConnectionPool, FastlyOptions
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
-from fastly_secret_store_operator.reconcile.object import Environment, ObjectView
-
-TOKEN = "token-canary-7f3a9c"
-NAMESPACE = "shop"
-
-
-class DictSecrets:
-    """Secrets by (namespace, name); counts reads so tests can see what was read."""
-
-    def __init__(self) -> None:
-        self.data: dict[tuple[str, str], dict[str, bytes]] = {}
-
-    def put(self, name: str, namespace: str = NAMESPACE, **values: bytes | str) -> None:
-        self.data[(namespace, name)] = {
-            key: value.encode() if isinstance(value, str) else value for key, value in values.items()
-        }
-
-    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
-        return self.data.get((namespace, name))
+from fastly_secret_store_operator.reconcile.object import Environment
 
 
 @pytest.fixture
@@ -49,21 +31,3 @@ async def env(fastly: FastlyEmulator, secrets: DictSecrets) -> AsyncIterator[Env
     pool = ConnectionPool(FastlyOptions(endpoint=fastly.url, trust_api_signing_key=True))
     yield Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"k" * 32))
     await pool.aclose()
-
-
-def view(
-    spec: Mapping[str, Any] | None = None, status: Mapping[str, Any] | None = None, generation: int = 1
-) -> ObjectView:
-    base: dict[str, Any] = {"apiTokenSecretRef": {"name": "fastly-api-token"}}
-    base.update(spec or {})
-    return ObjectView(NAMESPACE, "checkout", generation, base, dict(status or {}))
-
-
-class Marks:
-    """Counts how often reconcile asked to persist 'a create is in flight'."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def __call__(self) -> None:
-        self.count += 1

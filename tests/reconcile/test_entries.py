@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import DictSecrets, Marks, view
+from reconcile_support import DictSecrets, Marks, view
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.reconcile.conditions import find

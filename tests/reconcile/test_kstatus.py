@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import NAMESPACE, DictSecrets, Marks, view
+from reconcile_support import NAMESPACE, DictSecrets, Marks, view
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.reconcile.object import Environment, reconcile_object

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import NAMESPACE, TOKEN, DictSecrets, Marks, view
+from reconcile_support import NAMESPACE, TOKEN, DictSecrets, Marks, view
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.fastly import FastlyClient, Store
