@@ -21,6 +21,16 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in _TRUE
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fastly-secret-store-operator",
@@ -60,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="how many objects are reconciled at once (default %(default)s)",
     )
+    # For tests that make Fastly slower than the client waits; undocumented on purpose.
+    run.add_argument("--fastly-timeout", type=_positive_seconds, default=10.0, help=argparse.SUPPRESS)
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     run.add_argument("--debug", action="store_true", help="log at debug level, Kopf's internals included")
@@ -104,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         liveness=args.liveness,
         metrics_port=args.metrics_port,
         fastly_endpoint=check_endpoint(args.fastly_endpoint),
+        fastly_timeout=args.fastly_timeout,
         trust_api_signing_key=args.trust_api_signing_key,
         operator_namespace=args.operator_namespace,
         log_format=args.log_format,

@@ -20,6 +20,7 @@ class OperatorConfig:
     fingerprint_secret: str = DEFAULT_FINGERPRINT_SECRET
     kubeconfig: str | None = None
     namespaced: bool = False
+    namespaces: tuple[str, ...] = ()
     #: How many objects are reconciled at once; the rest wait their turn (bounds Fastly and API server load).
     max_concurrent_reconciles: int = 32
     #: Upper bound, in seconds, on the wait before retrying after a failure that heals on its own.

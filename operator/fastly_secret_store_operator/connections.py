@@ -22,7 +22,6 @@ class FastlyOptions:
     endpoint: str
     trust_api_signing_key: bool = False
     timeout: float = 10.0
-    listing_max_age: float = 60.0
 
 
 class ConnectionPool:
@@ -47,7 +46,7 @@ class ConnectionPool:
             connection = Connection(
                 client=client,
                 sealer=Sealer(client, signing_key=signing_key),
-                directory=StoreDirectory(client, max_age=self.options.listing_max_age),
+                directory=StoreDirectory(client),
             )
             self._connections[key] = connection
             if len(self._connections) > self._size:

@@ -37,6 +37,7 @@ from fastly_secret_store_operator.reconcile.object import (
     finalize_object,
     reconcile_object,
 )
+from fastly_secret_store_operator.secret_watch import SecretWatch
 from fastly_secret_store_operator.tracking import Tracked, Tracker
 from fastly_secret_store_operator.waiting import wait_for_wake
 
@@ -91,11 +92,20 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
         slots=asyncio.Semaphore(config.max_concurrent_reconciles),
         metrics=metrics,
     )
+    # Secret edits wake the objects that read them; see secret_watch for why this is not a Kopf handler.
+    namespaces = config.namespaces if config.namespaced else ()
+    memo.secret_watch = SecretWatch(
+        kube.load_config(config.kubeconfig), namespaces, memo.runtime.tracker.wake_readers, asyncio.get_running_loop()
+    )
+    memo.secret_watch.start()
     logger.info("Fastly endpoint %s", config.fastly.endpoint)
 
 
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
+    watch: SecretWatch | None = getattr(memo, "secret_watch", None)
+    if watch is not None:
+        watch.stop()
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
         await runtime.connections.aclose()
@@ -200,17 +210,6 @@ def notice_object_change(body: kopf.Body, uid: str, memo: Any, **_: Any) -> None
     if body.metadata.get("generation") != tracked.reconciled_generation or requested != tracked.requested:
         tracked.requested = requested
         tracked.wake.set()
-
-
-def _is_read(namespace: str | None, name: str, memo: Any, **_: Any) -> bool:
-    runtime: Runtime | None = getattr(memo, "runtime", None)
-    return runtime is not None and runtime.tracker.is_read(namespace or "", name)
-
-
-@kopf.on.event("v1", "secrets", when=_is_read)
-def notice_secret_change(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """A Secret some object reads changed (or appeared): reconcile those objects now, not at the next resync."""
-    _runtime(memo).tracker.wake_readers(namespace or "", name)
 
 
 @kopf.on.delete(*RESOURCE)

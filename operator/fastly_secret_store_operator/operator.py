@@ -61,6 +61,7 @@ async def run_operator(
         operator_namespace=options.operator_namespace,
         kubeconfig=options.kubeconfig,
         namespaced=not options.all_namespaces,
+        namespaces=options.namespaces,
         max_concurrent_reconciles=options.max_concurrent_reconciles,
     )
     registry = kopf.get_default_registry()

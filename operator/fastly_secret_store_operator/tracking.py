@@ -62,6 +62,7 @@ class Tracker:
         return (namespace, secret) in self._readers
 
     def wake_readers(self, namespace: str, secret: str) -> int:
+        """Wake every object that reads this Secret; returns how many."""
         uids = self._readers.get((namespace, secret), set())
         for uid in uids:
             self._objects[uid].wake.set()

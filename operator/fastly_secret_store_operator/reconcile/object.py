@@ -128,6 +128,8 @@ async def reconcile_object(
                 create_requested=create_requested,
                 mark_create_requested=mark,
                 directory=connection.directory if resync else None,
+                # Objects resyncing within one interval share a listing; a deletion shows within two intervals.
+                listing_max_age=spec.resync_seconds,
             )
             status.update(stored.record.as_status())
             status.pop("createRequestedAt", None)

@@ -72,13 +72,15 @@ async def ensure_store(
     create_requested: bool,
     mark_create_requested: Callable[[], Awaitable[None]],
     directory: StoreDirectory | None = None,
+    listing_max_age: float = 60.0,
 ) -> StoreResult:
     """Make sure the store exists and is the one this object manages.
 
     `create_requested` is true when an earlier pass asked Fastly to create the store and never learned the
     answer (a timeout, a cut connection, a killed operator): a store of that name is then ours, not adopted.
     `mark_create_requested` must persist that fact before the create request goes out. With a `directory`,
-    existence is checked against a shared listing (one request serves many objects); without, by a GET.
+    existence is checked against a shared listing at most `listing_max_age` seconds old (one request serves many
+    objects); without, by a GET.
     """
     if recorded is not None and recorded.name != spec.name:
         raise ReconcileError(
@@ -87,7 +89,7 @@ async def ensure_store(
             "create a new FastlySecretStore for the other store",
         )
     if recorded is not None:
-        if await _still_exists(client, recorded.id, directory):
+        if await _still_exists(client, recorded.id, directory, listing_max_age):
             return StoreResult(recorded, StoreAction.UNCHANGED)
         logger.info("Fastly store %s (%s) is gone: it was deleted outside this operator", spec.name, recorded.id)
 
@@ -126,9 +128,9 @@ def _created(recorded: StoreRecord | None) -> StoreAction:
     return StoreAction.RECREATED if recorded is not None else StoreAction.CREATED
 
 
-async def _still_exists(client: FastlyClient, store_id: str, directory: StoreDirectory | None) -> bool:
+async def _still_exists(client: FastlyClient, store_id: str, directory: StoreDirectory | None, max_age: float) -> bool:
     if directory is not None:
-        return await directory.contains(store_id)
+        return await directory.contains(store_id, max_age=max_age)
     try:
         await client.get_store(store_id)
     except NotFoundError:
