@@ -79,7 +79,8 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     configure(settings)
     # Watching listed namespaces needs no cluster-wide namespace listing (and the RBAC does not grant it).
     settings.scanning.disabled = config.namespaced
-    api = kube.KubeApi(kube.load_config(config.kubeconfig))
+    api_client = kube.load_config(config.kubeconfig)
+    api = kube.KubeApi(api_client)
     key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
     metrics: Metrics = memo.metrics
     connections = ConnectionPool(config.fastly, on_response=metrics.observe_fastly)
@@ -95,7 +96,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     # Secret edits wake the objects that read them; see secret_watch for why this is not a Kopf handler.
     namespaces = config.namespaces if config.namespaced else ()
     memo.secret_watch = SecretWatch(
-        kube.load_config(config.kubeconfig), namespaces, memo.runtime.tracker.wake_readers, asyncio.get_running_loop()
+        api_client, namespaces, memo.runtime.tracker.wake_readers, asyncio.get_running_loop()
     )
     memo.secret_watch.start()
     logger.info("Fastly endpoint %s", config.fastly.endpoint)

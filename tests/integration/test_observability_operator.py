@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -27,7 +28,7 @@ def observed(
         fastly.url,
         [NAMESPACE],
         tmp_path_factory.mktemp("observed") / "operator.log",
-        extra_args=("--metrics-port", str(metrics_port), "--liveness", liveness),
+        extra_args=("--metrics-port", str(metrics_port), "--liveness", liveness, "--log-format", "json"),
     )
     process.start()
     yield process, f"http://127.0.0.1:{metrics_port}/metrics", liveness
@@ -82,3 +83,12 @@ def _get(url: str) -> httpx.Response | None:
         return httpx.get(url, timeout=5)
     except httpx.TransportError:
         return None
+
+
+def test_json_logs_are_one_object_per_line(observed: tuple[OperatorProcess, str, str]) -> None:
+    process, _, liveness = observed
+    wait_for("the operator is up", lambda: _get(liveness), 15)
+    lines = [line for line in process.logs().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert records
+    assert all("message" in record and "severity" in record and "timestamp" in record for record in records)
