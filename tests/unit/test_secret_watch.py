@@ -45,6 +45,7 @@ def test_an_expired_resource_version_starts_over() -> None:
 def test_the_watch_keeps_no_state_per_secret() -> None:
     watch, loop = _watch([])
     try:
+
         def sizes() -> dict[str, int]:
             return {key: len(value) for key, value in vars(watch).items() if hasattr(value, "__len__")}
 
