@@ -195,6 +195,8 @@ async def keep_in_sync(
         runtime.metrics.set_object_state(uid, result.outcome.ready, result.outcome.reason)
         if result.spec is not None:
             runtime.tracker.set_secrets(uid, tracked, result.spec.referenced_secrets)
+        if result.connection is not None:
+            tracked.connection = result.connection
         failures = 0 if result.outcome.ready else failures + 1
         delay = _next_delay(result, runtime.config, failures)
         woken = await wait_for_wake(tracked.wake, stopped, delay)
@@ -222,7 +224,7 @@ async def finalize(
     async with tracked.lock:
         view = _view(tracked, body)
         try:
-            result = await finalize_object(view, runtime.env)
+            result = await finalize_object(view, runtime.env, last_connection=tracked.connection)
         except ReconcileError as error:
             runtime.metrics.set_object_state(uid, False, error.reason)
             outcome = Outcome(error.reason, error.message, stalled=error.stalled)

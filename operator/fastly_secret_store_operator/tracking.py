@@ -10,6 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastly_secret_store_operator.reconcile.object import Connection
+
 
 @dataclass(slots=True)
 class Tracked:
@@ -24,6 +26,8 @@ class Tracked:
     #: The last seen value of the reconcile-requested annotation.
     requested: str | None = None
     secrets: frozenset[str] = frozenset()
+    #: The Fastly connection of the last pass (in memory only), for a deletion after the token Secret is gone.
+    connection: Connection | None = None
 
 
 class Tracker:

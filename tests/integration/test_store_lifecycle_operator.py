@@ -141,13 +141,30 @@ def test_spec_name_is_immutable(cluster: Cluster, fastly: FastlyEmulator) -> Non
     assert "immutable" in str(refused.value.body)
 
 
-def test_delete_without_token_says_how_to_release(cluster: Cluster, fastly: FastlyEmulator) -> None:
-    name, secret = unique("stuck"), unique("token")
+def test_token_deleted_with_the_object_still_deletes_the_store(cluster: Cluster, fastly: FastlyEmulator) -> None:
+    """As when a namespace is deleted: the token Secret may go before the object. The deletion still completes."""
+    name, secret = unique("ns-delete"), unique("token")
     cluster.put_secret(NAMESPACE, secret, token=TOKEN)
     cluster.apply(NAMESPACE, name, {"apiTokenSecretRef": {"name": secret}})
     cluster.wait_ready(NAMESPACE, name)
     cluster.delete_secret(NAMESPACE, secret)
     cluster.delete(NAMESPACE, name)
+    cluster.wait_gone(NAMESPACE, name)
+    assert fastly.store_named(name) is None
+
+
+def test_delete_without_token_says_how_to_release(
+    cluster: Cluster, fastly: FastlyEmulator, operator: OperatorProcess
+) -> None:
+    name, secret = unique("stuck"), unique("token")
+    cluster.put_secret(NAMESPACE, secret, token=TOKEN)
+    cluster.apply(NAMESPACE, name, {"apiTokenSecretRef": {"name": secret}})
+    cluster.wait_ready(NAMESPACE, name)
+    # The operator restarts without the token ever coming back: it has no way to reach Fastly for this store.
+    operator.stop()
+    cluster.delete_secret(NAMESPACE, secret)
+    cluster.delete(NAMESPACE, name)
+    operator.start()
     ready = wait_for(
         "the condition says how to release the object",
         lambda: (c := cluster.condition(NAMESPACE, name)) and "deletionPolicy: Retain" in c["message"] and c,

@@ -269,3 +269,24 @@ async def test_delete_after_a_lost_create_removes_what_it_made(fastly: FastlyEmu
 async def test_token_never_reaches_status_or_events(fastly: FastlyEmulator, env: Environment) -> None:
     result = await reconcile_object(view(), env, mark_create_requested=Marks())
     assert TOKEN not in repr(result.status) + repr(result.events)
+
+
+async def test_delete_after_the_token_secret_went_uses_the_last_connection(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert created.connection is not None
+    del secrets.data[(NAMESPACE, "fastly-api-token")]
+    result = await finalize_object(view(status=created.status), env, last_connection=created.connection)
+    assert result.action is DeleteAction.DELETED
+    assert fastly.stores() == []
+
+
+async def test_a_refused_delete_says_what_may_hold_the_store(fastly: FastlyEmulator, env: Environment) -> None:
+    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    fastly.faults.add(method="DELETE", kind="status", status=409, count=1)
+    with pytest.raises(ReconcileError) as caught:
+        await finalize_object(view(status=created.status), env)
+    assert "Compute service" in caught.value.message
+    assert "deletionPolicy: Retain" in caught.value.message
+    assert len(fastly.stores()) == 1

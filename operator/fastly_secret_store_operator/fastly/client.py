@@ -32,6 +32,7 @@ T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://api.fastly.com"
 MAX_PAGE_LIMIT = 200
 USER_AGENT = f"fastly-secret-store-operator/{__version__}"
+MAX_CONNECTIONS = 100  # per token; requests beyond it wait for a free connection
 
 _STORES = "/resources/stores/secret"
 _STORE = _STORES + "/{store_id}"
@@ -82,6 +83,10 @@ class FastlyClient:
             transport=transport,
             verify=True,  # never configurable: the token and sealed values travel on this connection
             follow_redirects=False,  # a redirect would carry the token to wherever it points
+            # Keep every connection alive: httpcore closes *all* idle connections while it holds more than
+            # max_keepalive_connections (default 20) in total, so with 32 objects reconciled at once nearly every
+            # request opened a new connection (benchmarks/scale.py).
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
         )
         self._connection = Connection(
             http=http,

@@ -80,6 +80,8 @@ class ReconcileResult:
     #: Seconds until the next attempt; None means "at the next resync".
     retry_after: float | None = None
     spec: StoreSpec | None = None
+    #: The Fastly connection this pass used, kept to delete the store even if the token Secret goes first.
+    connection: Connection | None = None
     entries_written: int = 0
     entries_skipped: int = 0
 
@@ -119,7 +121,7 @@ async def reconcile_object(
     try:
         spec = result.spec = parse_spec(obj.spec, default_name=obj.name)
         token = await read_token(env.secrets, obj.namespace, spec.token_ref)
-        connection = env.connect(token)
+        connection = result.connection = env.connect(token)
         try:
             stored = await ensure_store(
                 connection.client,
@@ -208,11 +210,15 @@ class FinalizeResult:
     event: Event | None
 
 
-async def finalize_object(obj: ObjectView, env: Environment) -> FinalizeResult:
+async def finalize_object(
+    obj: ObjectView, env: Environment, *, last_connection: Connection | None = None
+) -> FinalizeResult:
     """Delete or retain the store as the deletion policy says; raises ReconcileError when it cannot yet.
 
-    A spec that no longer parses, or a token that is gone, must not orphan a store silently: the error tells the
-    user how to release the object (restore the token, or switch to deletionPolicy: Retain).
+    When the token Secret is already gone (a namespace being deleted takes it with the object), the connection
+    the object last used, if this process still has it, does the deletion. A spec that no longer parses, or a
+    token that is gone for good, must not orphan a store silently: the error tells the user how to release the
+    object (restore the token, or switch to deletionPolicy: Retain).
     """
     recorded = StoreRecord.from_status(obj.status)
     create_requested = bool(obj.status.get("createRequestedAt"))
@@ -227,16 +233,21 @@ async def finalize_object(obj: ObjectView, env: Environment) -> FinalizeResult:
         )
     release = "; or set spec.deletionPolicy: Retain to release the object and keep the store"
     try:
-        token = await read_token(env.secrets, obj.namespace, spec.token_ref)
+        connection = env.connect(await read_token(env.secrets, obj.namespace, spec.token_ref))
     except ReconcileError as error:
-        raise ReconcileError(error.reason, f"cannot delete the Fastly store: {error.message}{release}") from None
+        if last_connection is None or error.reason != "CredentialsNotFound":
+            raise ReconcileError(error.reason, f"cannot delete the Fastly store: {error.message}{release}") from None
+        connection = last_connection
     try:
-        action = await delete_store(env.connect(token).client, spec, recorded, create_requested=create_requested)
+        action = await delete_store(connection.client, spec, recorded, create_requested=create_requested)
     except FastlyError as error:
         failure = from_fastly(error, token_source=_token_source(obj.namespace, spec))
+        linked = ""
+        if failure.reason == "FastlyRejected":
+            linked = " (a store still linked to a Compute service cannot be deleted: remove the link first)"
         raise ReconcileError(
             failure.reason,
-            f"cannot delete the Fastly store: {failure.message}{release}",
+            f"cannot delete the Fastly store: {failure.message}{linked}{release}",
             stalled=failure.stalled,
             retry_after=failure.retry_after,
         ) from None

@@ -129,8 +129,10 @@ def _created(recorded: StoreRecord | None) -> StoreAction:
 
 
 async def _still_exists(client: FastlyClient, store_id: str, directory: StoreDirectory | None, max_age: float) -> bool:
-    if directory is not None:
-        return await directory.contains(store_id, max_age=max_age)
+    # A listing only proves presence: one fetched before the store was created does not hold it, so an absence
+    # is confirmed by a GET before the store counts as deleted.
+    if directory is not None and await directory.contains(store_id, max_age=max_age):
+        return True
     try:
         await client.get_store(store_id)
     except NotFoundError:

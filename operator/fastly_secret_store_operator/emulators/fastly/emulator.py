@@ -131,6 +131,9 @@ class FastlyEmulator:
         plan = self.faults.plan(request.method, route)
         delay = self.latency + plan.delay
         if delay > 0:
+            # Received in full, then slow to answer: if the client gives up (or dies) meanwhile, the request is
+            # still carried out, as a real server does with a request it has read.
+            await request.read()
             await asyncio.sleep(delay)
         if plan.ending is not None:
             return self._injected(request, plan.ending)
