@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,18 +19,6 @@ ID = re.compile(r"[A-Za-z0-9]{22}")
 SECOND_PRECISION_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 NANO_PRECISION_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
 NOT_FOUND = {"msg": "Record not found"}
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[FastlyEmulator]:
-    async with FastlyEmulator(seed=7) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def api(emulator: FastlyEmulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=emulator.url, headers={"Fastly-Key": "token"}) as client:
-        yield client
 
 
 async def create_store(api: httpx.AsyncClient, name: str = "shop") -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -22,18 +21,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[FastlyEmulator]:
-    async with FastlyEmulator(seed=3) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def api(emulator: FastlyEmulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=emulator.url, headers={"Fastly-Key": "token"}) as client:
-        yield client
 
 
 async def test_writes_carry_rate_limit_headers_and_reads_do_not() -> None:
