@@ -12,7 +12,7 @@ import logging
 import random
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -150,6 +150,60 @@ def _retry_at(headers: httpx.Headers, rate_limit: RateLimit, now: datetime) -> d
         except (TypeError, ValueError):
             pass
     return rate_limit.reset_at
+
+
+class PooledShards(httpx.AsyncBaseTransport):
+    """Several small connection pools behind one transport; each request goes to the least busy one.
+
+    httpcore's pool checks every connection it holds (a syscall for each idle one) whenever a request starts or
+    ends, so its CPU per request grows with its size: with 32 objects reconciled at once, each writing several
+    entries, that check was the operator's largest cost (benchmarks/scale.py). Small pools keep it short.
+    """
+
+    def __init__(self, *, shards: int, per_shard: int) -> None:
+        verify = httpx.create_ssl_context()  # certificates always verified; one CA bundle loaded for all shards
+        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
+        self._shards = [httpx.AsyncHTTPTransport(verify=verify, limits=limits) for _ in range(shards)]
+        self._busy = [0] * shards  # requests each shard is serving, bodies not yet closed
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        index = min(range(len(self._shards)), key=self._busy.__getitem__)
+        self._busy[index] += 1
+        try:
+            response = await self._shards[index].handle_async_request(request)
+        except BaseException:
+            self._busy[index] -= 1
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Releasing(response.stream, lambda: self._release(index))
+        return response
+
+    def _release(self, index: int) -> None:
+        self._busy[index] -= 1
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.aclose()
+
+
+class _Releasing(httpx.AsyncByteStream):
+    """A response body that tells its shard when it is closed (its connection is free again)."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream, self._release = stream, release
+        self._released = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            if not self._released:
+                self._released = True
+                self._release()
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from .. import __version__
-from ._http import Clock, Connection, RequestInfo, RetryPolicy, Route, Sleep, check_endpoint, utc_now
+from ._http import Clock, Connection, PooledShards, RequestInfo, RetryPolicy, Route, Sleep, check_endpoint, utc_now
 from .errors import UnexpectedResponseError
 from .models import (
     ClientKey,
@@ -32,7 +32,8 @@ T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://api.fastly.com"
 MAX_PAGE_LIMIT = 200
 USER_AGENT = f"fastly-secret-store-operator/{__version__}"
-MAX_CONNECTIONS = 100  # per token; requests beyond it wait for a free connection
+# Connections per token: 8 x 16; requests beyond them wait for a free connection.
+POOL_SHARDS, CONNECTIONS_PER_SHARD = 8, 16
 
 _STORES = "/resources/stores/secret"
 _STORE = _STORES + "/{store_id}"
@@ -80,13 +81,11 @@ class FastlyClient:
             base_url=self.endpoint,
             headers={"Fastly-Key": token, "Accept": "application/json", "User-Agent": USER_AGENT},
             timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
-            transport=transport,
+            # Small pools rather than one big one (see PooledShards), each keeping all its connections alive:
+            # httpcore closes *all* idle connections while it holds more than max_keepalive_connections in total.
+            transport=transport or PooledShards(shards=POOL_SHARDS, per_shard=CONNECTIONS_PER_SHARD),
             verify=True,  # never configurable: the token and sealed values travel on this connection
             follow_redirects=False,  # a redirect would carry the token to wherever it points
-            # Keep every connection alive: httpcore closes *all* idle connections while it holds more than
-            # max_keepalive_connections (default 20) in total, so with 32 objects reconciled at once nearly every
-            # request opened a new connection (benchmarks/scale.py).
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
         )
         self._connection = Connection(
             http=http,
