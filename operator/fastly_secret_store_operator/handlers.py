@@ -8,6 +8,7 @@ handler behind the finalizer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -42,6 +43,7 @@ from fastly_secret_store_operator.tracking import Tracked, Tracker
 from fastly_secret_store_operator.waiting import wait_for_wake
 
 RESOURCE = (kube.GROUP, kube.VERSION, kube.PLURAL)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -152,6 +154,9 @@ async def _reconcile_once(runtime: Runtime, tracked: Tracked, body: kopf.Body, *
             await runtime.kube.patch_status(
                 tracked.namespace, tracked.name, {"createRequestedAt": written["createRequestedAt"]}
             )
+            # Should the status write at the end of this pass fail, the next pass must still know a create went out
+            # (the watched body may not show the mark yet): else it would take its own store for someone else's.
+            tracked.status = dict(written)
 
         started = time.monotonic()
         result = await reconcile_object(view, runtime.env, resync=resync, mark_create_requested=mark_create_requested)
@@ -161,6 +166,12 @@ async def _reconcile_once(runtime: Runtime, tracked: Tracked, body: kopf.Body, *
         tracked.reconciled_generation = view.generation
     _post(body, result.events)
     return result
+
+
+def _api_error(error: Exception) -> str:
+    """A short description of a Kubernetes API failure; never the response body (it may echo what was sent)."""
+    status = getattr(error, "status", None)
+    return f"HTTP {status} {getattr(error, 'reason', '')}".strip() if status else type(error).__name__
 
 
 def _next_delay(result: ReconcileResult, config: OperatorConfig, failures: int) -> float | None:
@@ -191,7 +202,17 @@ async def keep_in_sync(
     resync, failures = False, 0
     while not stopped:
         tracked.wake.clear()
-        result = await _reconcile_once(runtime, tracked, body, resync=resync)
+        try:
+            result = await _reconcile_once(runtime, tracked, body, resync=resync)
+        except kube.API_ERRORS as error:
+            # A Secret read or a status write failed (a conflict, the API server restarting): retry soon, with
+            # backoff, rather than let the daemon fail (Kopf would restart it only after a minute).
+            failures += 1
+            backoff = min(runtime.config.max_backoff, 2.0 ** min(failures, 16)) * random.uniform(0.8, 1.2)
+            logger.warning("Kubernetes API call failed (%s); retrying in %.1fs", _api_error(error), backoff)
+            resync = False
+            await wait_for_wake(tracked.wake, stopped, backoff)
+            continue
         runtime.metrics.set_object_state(uid, result.outcome.ready, result.outcome.reason)
         if result.spec is not None:
             runtime.tracker.set_secrets(uid, tracked, result.spec.referenced_secrets)
@@ -225,13 +246,17 @@ async def finalize(
         view = _view(tracked, body)
         try:
             result = await finalize_object(view, runtime.env, last_connection=tracked.connection)
+        except kube.API_ERRORS as error:
+            # Reading the token Secret failed: retry soon (Kopf's default for a failed handler is a minute).
+            raise kopf.TemporaryError(f"Kubernetes API call failed ({_api_error(error)})", delay=2.0) from None
         except ReconcileError as error:
             runtime.metrics.set_object_state(uid, False, error.reason)
             outcome = Outcome(error.reason, error.message, stalled=error.stalled)
             status = dict(view.status)
             status["conditions"] = build_conditions(outcome, view.status.get("conditions") or (), view.generation)
             ready = find(view.status.get("conditions") or (), "Ready")
-            await _record(runtime, tracked, view.status, status)
+            with contextlib.suppress(*kube.API_ERRORS):  # the condition is a report; the retry below is what counts
+                await _record(runtime, tracked, view.status, status)
             if ready is None or ready.get("message") != error.message:
                 kopf.warn(body, reason=error.reason, message=error.message)
             # Back off, but not so far that a fix (a restored token, deletionPolicy: Retain) waits long.

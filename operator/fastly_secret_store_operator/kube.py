@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kubernetes
+import urllib3
 
 from fastly_secret_store_operator.reconcile.fingerprint import KEY_BYTES
 
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = "fastly.operator.dev", "v1alpha1", "fastlysecretstores"
 FINGERPRINT_KEY_FIELD = "key"
+#: What a call to the API server raises when it fails: an error status (a 409, a 5xx), or no answer at all.
+API_ERRORS: tuple[type[Exception], ...] = (kubernetes.client.ApiException, urllib3.exceptions.HTTPError)
 
 
 def load_config(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
