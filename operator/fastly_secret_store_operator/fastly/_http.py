@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import ServerUnavailableError, error_for_status, read_error_body, redact_text
+from .errors import RateLimitedError, ServerUnavailableError, error_for_status, read_error_body, redact_text
 from .models import RateLimit
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ Clock = Callable[[], datetime]
 # Transport errors raised before a single byte of the request left: safe to retry even for a POST.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+_READ_METHODS = frozenset({"GET", "HEAD"})  # Fastly does not rate-limit reads
 
 
 def utc_now() -> datetime:
@@ -218,6 +219,8 @@ class Connection:
     clock: Clock = utc_now
     jitter: Callable[[], float] = random.random
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(remaining=None, reset_at=None))
+    writes_in_flight: int = 0
+    _write_answered: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) per write answered
 
     async def request(
         self,
@@ -232,10 +235,15 @@ class Connection:
         ``sensitive`` lists body strings (sealed values) that must not leak into errors either."""
         url = route.path(path or {})
         attempt = 0
+        write = route.method not in _READ_METHODS
         while True:
             attempt += 1
             retries_left = attempt < self.retry.attempts
+            if write and attempt == 1:
+                await self._wait_for_write_budget()
             started = time.monotonic()
+            if write:
+                self.writes_in_flight += 1
             try:
                 response = await self.http.request(route.method, url, params=params, json=body)
             except httpx.TransportError as exc:
@@ -246,6 +254,9 @@ class Connection:
                 # Not chained: the httpx error holds the request, and so the token, for any traceback to show.
                 detail = redact_text(str(exc), (*self.redact, *sensitive)).strip() or None
                 raise ServerUnavailableError(f"cannot reach Fastly ({type(exc).__name__})", detail=detail) from None
+            finally:
+                if write:
+                    self._write_done()  # also when cancelled
 
             rate_limit = read_rate_limit(response.headers)
             self._report(route, response.status_code, started, rate_limit)
@@ -268,6 +279,38 @@ class Connection:
 
             msg, detail = read_error_body(response.content, redact=(*self.redact, *sensitive))
             raise error_for_status(status, msg or response.reason_phrase or f"HTTP {status}", detail, reset_at=reset_at)
+
+    async def _wait_for_write_budget(self) -> None:
+        """Hold back a write the last rate-limit headers say Fastly would refuse (the writes in flight count
+        against what remains): wait for the answers in flight, or for the reset if it is near; fail if the budget
+        is still spent then.
+
+        Without this, every object reconciled at once sent its writes into a spent budget, each getting a 429
+        (benchmarks/scale.py --rate-limited). With no write in flight, one goes out anyway as a probe: headers
+        are news of the past (the window may have been reset or the limit raised since), and a 429 costs nothing.
+        """
+        while self._budget_spent() and self.writes_in_flight:
+            assert self.rate_limit.reset_at is not None
+            wait = (self.rate_limit.reset_at - self.clock()).total_seconds()
+            if wait <= self.retry.max_rate_limit_wait:
+                await self.sleep(max(0.0, wait))
+                return
+            await self._write_answered.wait()
+            if self._budget_spent():
+                raise RateLimitedError(
+                    "Fastly's write rate limit for this token is spent (not sent)", reset_at=self.rate_limit.reset_at
+                )
+
+    def _budget_spent(self) -> bool:
+        limit = self.rate_limit
+        if limit.remaining is None or limit.reset_at is None or limit.remaining > self.writes_in_flight:
+            return False
+        return self.clock() < limit.reset_at  # after the reset the budget is whole again
+
+    def _write_done(self) -> None:
+        self.writes_in_flight -= 1
+        answered, self._write_answered = self._write_answered, asyncio.Event()
+        answered.set()
 
     def _report(self, route: Route, status: int | None, started: float, rate_limit: RateLimit) -> None:
         logger.debug("Fastly %s -> %s", route.label, status if status is not None else "no response")
