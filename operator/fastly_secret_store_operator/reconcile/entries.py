@@ -176,8 +176,10 @@ async def sync_entries(
     prune: bool,
 ) -> EntriesResult:
     """Write changed or drifted entries, prune what this object wrote and no longer declares."""
-    remote = {secret.name: secret async for secret in client.list_secrets(store_id)}
     records = {record.name: record for record in recorded}
+    # With no records (a first sync, a new store) every entry is written and nothing pruned whatever the store
+    # holds: the listing could change nothing, so it is not fetched (one request and round trip per object).
+    remote = {secret.name: secret async for secret in client.list_secrets(store_id)} if records else {}
     result = EntriesResult(records=[], problems=list(desired.problems))
     problem_names = {problem.entry for problem in desired.problems}
     kept: dict[str, EntryRecord] = {}
