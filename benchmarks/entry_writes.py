@@ -32,7 +32,7 @@ class Secrets:
         return {"token": TOKEN.encode()} if name == "token" else dict(self.values)
 
 
-async def _noop() -> None:
+async def _noop(requested_at: str) -> None:
     return None
 
 

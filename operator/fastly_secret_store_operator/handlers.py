@@ -27,7 +27,7 @@ from fastly_secret_store_operator.config import (
 )
 from fastly_secret_store_operator.connections import ConnectionPool
 from fastly_secret_store_operator.metrics import Metrics
-from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find, now_rfc3339
+from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find
 from fastly_secret_store_operator.reconcile.errors import ReconcileError
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.object import (
@@ -38,6 +38,7 @@ from fastly_secret_store_operator.reconcile.object import (
     finalize_object,
     reconcile_object,
 )
+from fastly_secret_store_operator.reconcile.spec import parse_spec
 from fastly_secret_store_operator.secret_watch import SecretWatch
 from fastly_secret_store_operator.tracking import Tracked, Tracker
 from fastly_secret_store_operator.waiting import wait_for_wake
@@ -114,7 +115,7 @@ async def stop(memo: Any, **_: Any) -> None:
         await runtime.connections.aclose()
 
 
-def _view(tracked: Tracked, body: kopf.Body) -> ObjectView:
+def _view(tracked: Tracked, body: kopf.Body, uid: str) -> ObjectView:
     status = tracked.status if tracked.status is not None else dict(body.get("status") or {})
     return ObjectView(
         namespace=tracked.namespace,
@@ -122,6 +123,7 @@ def _view(tracked: Tracked, body: kopf.Body) -> ObjectView:
         generation=body.metadata.get("generation"),
         spec=dict(body.spec),
         status=status,
+        uid=uid,
     )
 
 
@@ -132,11 +134,15 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return patch
 
 
-async def _record(runtime: Runtime, tracked: Tracked, old: Mapping[str, Any], new: dict[str, Any]) -> None:
-    patch = merge_patch(old, new)
+async def _record(runtime: Runtime, tracked: Tracked, body: kopf.Body, new: dict[str, Any]) -> None:
+    """Write `new` as the status. What it says happened in Fastly is remembered even if the write fails, so the
+    next pass does not redo (and pay for) writes that already happened."""
+    tracked.status = new
+    persisted = tracked.persisted if tracked.persisted is not None else dict(body.get("status") or {})
+    patch = merge_patch(persisted, new)
     if patch:
         await runtime.kube.patch_status(tracked.namespace, tracked.name, patch)
-    tracked.status = new
+    tracked.persisted = new
 
 
 def _post(body: kopf.Body, events: list[Event]) -> None:
@@ -144,26 +150,33 @@ def _post(body: kopf.Body, events: list[Event]) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-async def _reconcile_once(runtime: Runtime, tracked: Tracked, body: kopf.Body, *, resync: bool) -> ReconcileResult:
+async def _reconcile_once(
+    runtime: Runtime, tracked: Tracked, body: kopf.Body, uid: str, *, resync: bool
+) -> ReconcileResult | None:
+    """One pass, or None when the object is being deleted: from then on only the delete handler acts on it
+    (a late pass could otherwise recreate the store the delete handler just deleted)."""
     async with runtime.slots, tracked.lock:
-        view = _view(tracked, body)
-        written = dict(view.status)  # what the cluster holds, as this pass changes it
+        if tracked.finalizing or body.metadata.get("deletionTimestamp"):
+            return None
+        view = _view(tracked, body, uid)
+        # Recorded first, so a spec change or Secret edit during this pass wakes the loop for another one.
+        tracked.reconciled_generation = view.generation
+        with contextlib.suppress(ReconcileError):
+            runtime.tracker.set_secrets(uid, tracked, parse_spec(view.spec, default_name=view.name).referenced_secrets)
 
-        async def mark_create_requested() -> None:
-            written["createRequestedAt"] = now_rfc3339()
-            await runtime.kube.patch_status(
-                tracked.namespace, tracked.name, {"createRequestedAt": written["createRequestedAt"]}
-            )
-            # Should the status write at the end of this pass fail, the next pass must still know a create went out
-            # (the watched body may not show the mark yet): else it would take its own store for someone else's.
-            tracked.status = dict(written)
+        async def mark_create_requested(requested_at: str) -> None:
+            # Remembered before it is written: whatever fails next, the next pass knows a create went out.
+            tracked.status = {**(tracked.status or view.status), "createRequestedAt": requested_at}
+            await runtime.kube.patch_status(tracked.namespace, tracked.name, {"createRequestedAt": requested_at})
+            tracked.persisted = {**(tracked.persisted or view.status), "createRequestedAt": requested_at}
 
         started = time.monotonic()
         result = await reconcile_object(view, runtime.env, resync=resync, mark_create_requested=mark_create_requested)
         runtime.metrics.observe_reconcile(result.outcome.reason, time.monotonic() - started)
         runtime.metrics.observe_entries(result.entries_written, result.entries_skipped)
-        await _record(runtime, tracked, written, result.status)
-        tracked.reconciled_generation = view.generation
+        if result.connection is not None:
+            tracked.connection = result.connection
+        await _record(runtime, tracked, body, result.status)
     _post(body, result.events)
     return result
 
@@ -174,17 +187,23 @@ def _api_error(error: Exception) -> str:
     return f"HTTP {status} {getattr(error, 'reason', '')}".strip() if status else type(error).__name__
 
 
+def _backoff(config: OperatorConfig, failures: int) -> float:
+    """Exponential, jittered, bounded: 2, 4, 8 … seconds up to config.max_backoff."""
+    return min(config.max_backoff, 2.0 ** min(failures, 16)) * random.uniform(0.8, 1.2)
+
+
 def _next_delay(result: ReconcileResult, config: OperatorConfig, failures: int) -> float | None:
     """Seconds until the next pass, or None to wait for a change only."""
     if result.retry_after is not None:
-        return result.retry_after
+        # Never sooner than the backoff: a reset time already past (clock skew) must not make a 1-second loop.
+        return max(result.retry_after, _backoff(config, failures))
     if result.outcome.ready:
         interval = result.spec.resync_seconds if result.spec else 0.0
         # Spread resyncs so objects created together do not all check Fastly at the same moment.
         return interval * random.uniform(0.9, 1.1) if interval else None
     if result.outcome.stalled:
         return config.stalled_retry
-    return min(config.max_backoff, 2.0 ** min(failures, 16)) * random.uniform(0.8, 1.2)
+    return _backoff(config, failures)
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
@@ -203,21 +222,19 @@ async def keep_in_sync(
     while not stopped:
         tracked.wake.clear()
         try:
-            result = await _reconcile_once(runtime, tracked, body, resync=resync)
+            result = await _reconcile_once(runtime, tracked, body, uid, resync=resync)
         except kube.API_ERRORS as error:
             # A Secret read or a status write failed (a conflict, the API server restarting): retry soon, with
             # backoff, rather than let the daemon fail (Kopf would restart it only after a minute).
             failures += 1
-            backoff = min(runtime.config.max_backoff, 2.0 ** min(failures, 16)) * random.uniform(0.8, 1.2)
+            backoff = _backoff(runtime.config, failures)
             logger.warning("Kubernetes API call failed (%s); retrying in %.1fs", _api_error(error), backoff)
             resync = False
             await wait_for_wake(tracked.wake, stopped, backoff)
             continue
+        if result is None:
+            return  # being deleted: the delete handler takes over
         runtime.metrics.set_object_state(uid, result.outcome.ready, result.outcome.reason)
-        if result.spec is not None:
-            runtime.tracker.set_secrets(uid, tracked, result.spec.referenced_secrets)
-        if result.connection is not None:
-            tracked.connection = result.connection
         failures = 0 if result.outcome.ready else failures + 1
         delay = _next_delay(result, runtime.config, failures)
         woken = await wait_for_wake(tracked.wake, stopped, delay)
@@ -225,11 +242,19 @@ async def keep_in_sync(
 
 
 @kopf.on.event(*RESOURCE)
-def notice_object_change(body: kopf.Body, uid: str, memo: Any, **_: Any) -> None:
-    """Wake the sync loop when the spec changed or a reconcile was requested by annotation."""
-    tracked = _runtime(memo).tracker.get(uid)
-    if tracked is None or tracked.reconciled_generation is None:
+async def notice_object_change(type: str, body: kopf.Body, uid: str, memo: Any, **_: Any) -> None:
+    """Wake the sync loop when the spec changed or a reconcile was requested by annotation; forget an object
+    that went without our delete handler (its finalizer removed by hand).
+
+    Async on purpose: Kopf runs sync handlers in threads, and asyncio.Event is not thread-safe."""
+    runtime = _runtime(memo)
+    if type == "DELETED":
+        runtime.tracker.forget(uid)
+        runtime.metrics.forget_object(uid)
         return
+    tracked = runtime.tracker.get(uid)
+    if tracked is None:
+        return  # the sync loop has not started; its first pass reads the latest body anyway
     requested = body.metadata.annotations.get(RECONCILE_REQUESTED_ANNOTATION)
     if body.metadata.get("generation") != tracked.reconciled_generation or requested != tracked.requested:
         tracked.requested = requested
@@ -242,13 +267,16 @@ async def finalize(
 ) -> None:
     runtime = _runtime(memo)
     tracked = runtime.tracker.track(uid, namespace or "", name)
+    tracked.finalizing = True
+    tracked.wake.set()  # a sync loop waiting for its next pass sees the flag and exits
     async with tracked.lock:
-        view = _view(tracked, body)
+        view = _view(tracked, body, uid)
         try:
             result = await finalize_object(view, runtime.env, last_connection=tracked.connection)
         except kube.API_ERRORS as error:
             # Reading the token Secret failed: retry soon (Kopf's default for a failed handler is a minute).
-            raise kopf.TemporaryError(f"Kubernetes API call failed ({_api_error(error)})", delay=2.0) from None
+            delay = min(60.0, 2.0 * 2 ** min(retry, 5))
+            raise kopf.TemporaryError(f"Kubernetes API call failed ({_api_error(error)})", delay=delay) from None
         except ReconcileError as error:
             runtime.metrics.set_object_state(uid, False, error.reason)
             outcome = Outcome(error.reason, error.message, stalled=error.stalled)
@@ -256,7 +284,7 @@ async def finalize(
             status["conditions"] = build_conditions(outcome, view.status.get("conditions") or (), view.generation)
             ready = find(view.status.get("conditions") or (), "Ready")
             with contextlib.suppress(*kube.API_ERRORS):  # the condition is a report; the retry below is what counts
-                await _record(runtime, tracked, view.status, status)
+                await _record(runtime, tracked, body, status)
             if ready is None or ready.get("message") != error.message:
                 kopf.warn(body, reason=error.reason, message=error.message)
             # Back off, but not so far that a fix (a restored token, deletionPolicy: Retain) waits long.

@@ -20,8 +20,12 @@ class Tracked:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: Held while the object is being reconciled or finalized, so the two never overlap.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: The status as last written; newer than the watched body until the watch catches up.
+    #: The status as the operator knows it (what happened in Fastly), even when writing it failed.
     status: dict[str, Any] | None = None
+    #: The status as last written to the cluster; newer than the watched body until the watch catches up.
+    persisted: dict[str, Any] | None = None
+    #: Set by the delete handler: no sync pass may start after it.
+    finalizing: bool = False
     reconciled_generation: int | None = None
     #: The last seen value of the reconcile-requested annotation.
     requested: str | None = None
@@ -34,9 +38,6 @@ class Tracker:
     def __init__(self) -> None:
         self._objects: dict[str, Tracked] = {}
         self._readers: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
-
-    def __len__(self) -> int:
-        return len(self._objects)
 
     def track(self, uid: str, namespace: str, name: str) -> Tracked:
         tracked = self._objects.get(uid)
@@ -62,12 +63,12 @@ class Tracker:
             self._readers[(tracked.namespace, secret)].add(uid)
         tracked.secrets = secrets
 
-    def is_read(self, namespace: str, secret: str) -> bool:
-        return (namespace, secret) in self._readers
-
     def wake_readers(self, namespace: str, secret: str) -> int:
         """Wake every object that reads this Secret; returns how many."""
-        uids = self._readers.get((namespace, secret), set())
-        for uid in uids:
-            self._objects[uid].wake.set()
-        return len(uids)
+        woken = 0
+        for uid in self._readers.get((namespace, secret), set()):
+            tracked = self._objects.get(uid)
+            if tracked is not None:
+                tracked.wake.set()
+                woken += 1
+        return woken

@@ -31,7 +31,7 @@ def view(
 ) -> ObjectView:
     base: dict[str, Any] = {"apiTokenSecretRef": {"name": "fastly-api-token"}}
     base.update(spec or {})
-    return ObjectView(NAMESPACE, "checkout", generation, base, dict(status or {}))
+    return ObjectView(NAMESPACE, "checkout", generation, base, dict(status or {}), uid="uid-checkout")
 
 
 class Marks:
@@ -40,5 +40,5 @@ class Marks:
     def __init__(self) -> None:
         self.count = 0
 
-    async def __call__(self) -> None:
+    async def __call__(self, requested_at: str) -> None:
         self.count += 1

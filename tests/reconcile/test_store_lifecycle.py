@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -9,9 +10,9 @@ from reconcile_support import NAMESPACE, TOKEN, DictSecrets, Marks, view
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.fastly import FastlyClient, Store
-from fastly_secret_store_operator.reconcile.conditions import find
+from fastly_secret_store_operator.reconcile.conditions import find, now_rfc3339, rfc3339
 from fastly_secret_store_operator.reconcile.errors import ReconcileError
-from fastly_secret_store_operator.reconcile.object import Environment, finalize_object, reconcile_object
+from fastly_secret_store_operator.reconcile.object import Environment, ObjectView, finalize_object, reconcile_object
 from fastly_secret_store_operator.reconcile.store import DeleteAction
 
 
@@ -105,7 +106,7 @@ async def test_several_stores_with_the_name_stall(
 async def test_a_lost_create_is_resolved_by_name_not_repeated(fastly: FastlyEmulator, env: Environment) -> None:
     # The operator asked for the create, then lost the answer (killed or cut off): the store exists.
     fastly.create_store_direct("checkout")
-    status = {"createRequestedAt": "2026-11-28T10:00:00Z"}
+    status = {"createRequestedAt": now_rfc3339()}
     result = await reconcile_object(
         view({"adoptionPolicy": "MustCreate"}, status=status), env, mark_create_requested=Marks()
     )
@@ -261,7 +262,7 @@ async def test_delete_without_token_says_how_to_release(
 
 async def test_delete_after_a_lost_create_removes_what_it_made(fastly: FastlyEmulator, env: Environment) -> None:
     fastly.create_store_direct("checkout")
-    result = await finalize_object(view(status={"createRequestedAt": "2026-11-28T10:00:00Z"}), env)
+    result = await finalize_object(view(status={"createRequestedAt": now_rfc3339()}), env)
     assert result.action is DeleteAction.DELETED
     assert fastly.stores() == []
 
@@ -290,3 +291,40 @@ async def test_a_refused_delete_says_what_may_hold_the_store(fastly: FastlyEmula
     assert "Compute service" in caught.value.message
     assert "deletionPolicy: Retain" in caught.value.message
     assert len(fastly.stores()) == 1
+
+
+async def test_a_create_mark_never_claims_an_older_store(fastly: FastlyEmulator, env: Environment) -> None:
+    # The mark says a create went out an hour after this store was made: it is someone else's, not ours.
+    existing = fastly.create_store_direct("checkout")
+    later = rfc3339(datetime.now(UTC) + timedelta(hours=1))
+    result = await reconcile_object(
+        view({"adoptionPolicy": "MustCreate"}, status={"createRequestedAt": later}), env, mark_create_requested=Marks()
+    )
+    assert ready(result.status)["reason"] == "StoreAlreadyExists"
+    assert existing.id in ready(result.status)["message"]
+    assert "createRequestedAt" not in result.status
+    deleted = await finalize_object(view(status={"createRequestedAt": later}), env)
+    assert deleted.action is DeleteAction.NOTHING
+    assert len(fastly.stores()) == 1
+
+
+async def test_a_refused_create_forgets_its_mark(fastly: FastlyEmulator, env: Environment) -> None:
+    fastly.faults.add(method="POST", route="/resources/stores/secret", kind="status", status=400, count=1)
+    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert ready(result.status)["reason"] == "FastlyRejected"
+    assert "createRequestedAt" not in result.status
+
+
+async def test_two_objects_cannot_manage_one_store(fastly: FastlyEmulator, env: Environment) -> None:
+    first = await reconcile_object(view({"name": "shared"}), env, mark_create_requested=Marks())
+    other = ObjectView(
+        NAMESPACE, "other", 1, {"apiTokenSecretRef": {"name": "fastly-api-token"}, "name": "shared"}, {}, uid="uid-2"
+    )
+    second = await reconcile_object(other, env, mark_create_requested=Marks())
+    assert ready(first.status)["reason"] == "Synced"
+    assert ready(second.status)["reason"] == "StoreInUse"
+    assert f"{NAMESPACE}/checkout" in ready(second.status)["message"]
+    assert "id" not in second.status
+    await finalize_object(view({"name": "shared", "deletionPolicy": "Retain"}, status=first.status), env)
+    third = await reconcile_object(other, env, mark_create_requested=Marks())
+    assert ready(third.status)["reason"] == "Synced"

@@ -27,7 +27,7 @@ class Secrets:
         return self.data.get((namespace, name))
 
 
-async def _noop() -> None:
+async def _noop(requested_at: str) -> None:
     return None
 
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fastly_secret_store_operator.fastly import FastlyClient, FastlyError, Sealer
-from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find, now_rfc3339
+from fastly_secret_store_operator.reconcile.claims import StoreClaims
+from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find, rfc3339
 from fastly_secret_store_operator.reconcile.directory import StoreDirectory
 from fastly_secret_store_operator.reconcile.entries import (
     EntriesResult,
@@ -21,6 +22,7 @@ from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.sources import SecretReader, read_token
 from fastly_secret_store_operator.reconcile.spec import DeletionPolicy, StoreSpec, parse_spec
 from fastly_secret_store_operator.reconcile.store import (
+    CreateMark,
     DeleteAction,
     StoreAction,
     StoreRecord,
@@ -43,6 +45,7 @@ class ObjectView:
     generation: int | None
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class Environment:
     secrets: SecretReader
     connect: Connections
     fingerprinter: Fingerprinter
+    claims: StoreClaims = field(default_factory=lambda: StoreClaims())
 
 
 @dataclass(slots=True)
@@ -100,41 +104,36 @@ async def reconcile_object(
     env: Environment,
     *,
     resync: bool = False,
-    mark_create_requested: Callable[[], Awaitable[None]],
+    mark_create_requested: Callable[[str], Awaitable[None]],
 ) -> ReconcileResult:
     """Bring Fastly in line with the object and say how it went.
 
     With `resync`, the store's existence is checked against the shared store listing rather than by a GET.
-    Failures never raise: they come back as the outcome, with the conditions to record and when to retry.
+    `mark_create_requested(time)` must persist status.createRequestedAt before a create request goes out.
+    Failures the user can act on, or that heal on their own, come back as the outcome, with the conditions to
+    record and when to retry; only Kubernetes API errors (reading Secrets) raise.
     """
     status: dict[str, Any] = {key: value for key, value in obj.status.items() if key != "conditions"}
     events: list[Event] = []
     result = ReconcileResult(status=status, outcome=Outcome("Reconciling", "starting"), events=events)
-    create_requested = bool(obj.status.get("createRequestedAt"))
-
-    async def mark() -> None:
-        nonlocal create_requested
-        create_requested = True
-        status["createRequestedAt"] = now_rfc3339()
-        await mark_create_requested()
+    mark = CreateMark(obj.status.get("createRequestedAt"), mark_create_requested)
 
     try:
         spec = result.spec = parse_spec(obj.spec, default_name=obj.name)
         token = await read_token(env.secrets, obj.namespace, spec.token_ref)
         connection = result.connection = env.connect(token)
+        env.claims.claim(connection, spec.name, obj.uid, f"{obj.namespace}/{obj.name}")
         try:
             stored = await ensure_store(
                 connection.client,
                 spec,
                 StoreRecord.from_status(obj.status),
-                create_requested=create_requested,
-                mark_create_requested=mark,
+                mark=mark,
                 directory=connection.directory if resync else None,
                 # Objects resyncing within one interval share a listing; a deletion shows within two intervals.
                 listing_max_age=spec.resync_seconds,
             )
             status.update(stored.record.as_status())
-            status.pop("createRequestedAt", None)
             if stored.action is not StoreAction.UNCHANGED:
                 if stored.action is StoreAction.RECREATED:
                     status.pop("entries", None)  # a new store holds none of them
@@ -167,6 +166,10 @@ async def reconcile_object(
         if _reason_changed(obj.status, error.reason):
             events.append(Event("Warning", error.reason, error.message))
 
+    if mark.requested_at is None:
+        status.pop("createRequestedAt", None)
+    else:
+        status["createRequestedAt"] = rfc3339(mark.requested_at)
     status["observedGeneration"] = obj.generation
     status["conditions"] = build_conditions(result.outcome, obj.status.get("conditions") or (), obj.generation)
     return result
@@ -221,16 +224,16 @@ async def finalize_object(
     object (restore the token, or switch to deletionPolicy: Retain).
     """
     recorded = StoreRecord.from_status(obj.status)
-    create_requested = bool(obj.status.get("createRequestedAt"))
+    mark = CreateMark(obj.status.get("createRequestedAt"), _never_persisted)
+    if recorded is None and mark.requested_at is None:
+        env.claims.release(obj.uid)
+        return FinalizeResult(DeleteAction.NOTHING, None)  # nothing was ever made: even a broken spec may go
     spec = parse_spec(obj.spec, default_name=obj.name)
-    if recorded is None and not create_requested:
-        return FinalizeResult(DeleteAction.NOTHING, None)
+    name = recorded.name if recorded else spec.name
     if spec.deletion is DeletionPolicy.RETAIN:
-        name = recorded.name if recorded else spec.name
-        return FinalizeResult(
-            DeleteAction.RETAINED,
-            Event("Normal", "Retained", f"Kept Fastly store {name}: deletionPolicy is Retain"),
-        )
+        env.claims.release(obj.uid)
+        event = Event("Normal", "Retained", f"Kept Fastly store {name}: deletionPolicy is Retain")
+        return FinalizeResult(DeleteAction.RETAINED, event)
     release = "; or set spec.deletionPolicy: Retain to release the object and keep the store"
     try:
         connection = env.connect(await read_token(env.secrets, obj.namespace, spec.token_ref))
@@ -239,7 +242,7 @@ async def finalize_object(
             raise ReconcileError(error.reason, f"cannot delete the Fastly store: {error.message}{release}") from None
         connection = last_connection
     try:
-        action = await delete_store(connection.client, spec, recorded, create_requested=create_requested)
+        action = await delete_store(connection.client, spec, recorded, mark)
     except FastlyError as error:
         failure = from_fastly(error, token_source=_token_source(obj.namespace, spec))
         linked = ""
@@ -251,10 +254,14 @@ async def finalize_object(
             stalled=failure.stalled,
             retry_after=failure.retry_after,
         ) from None
-    name = recorded.name if recorded else spec.name
+    env.claims.release(obj.uid)
     messages = {
         DeleteAction.DELETED: f"Deleted Fastly store {name}",
         DeleteAction.ALREADY_GONE: f"Fastly store {name} was already gone",
     }
     message = messages.get(action)
     return FinalizeResult(action, Event("Normal", "Deleted", message) if message else None)
+
+
+async def _never_persisted(requested_at: str) -> None:
+    raise AssertionError("finalizing never creates a store")

@@ -5,20 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from fastly_secret_store_operator.fastly import (
     AlreadyExistsError,
     FastlyClient,
+    FastlyError,
     NotFoundError,
     ServerUnavailableError,
     Store,
+    parse_time,
 )
 from fastly_secret_store_operator.reconcile.conditions import rfc3339
 from fastly_secret_store_operator.reconcile.directory import StoreDirectory
 from fastly_secret_store_operator.reconcile.errors import ReconcileError
-from fastly_secret_store_operator.reconcile.spec import AdoptionPolicy, DeletionPolicy, StoreSpec
+from fastly_secret_store_operator.reconcile.spec import AdoptionPolicy, StoreSpec
 
 logger = logging.getLogger(__name__)
 
@@ -64,21 +67,42 @@ class StoreResult:
     action: StoreAction
 
 
+#: How much older than the create request a store may look and still be the one it made (clock skew).
+CREATE_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class CreateMark:
+    """A create request that went out and whose answer was never seen (a timeout, a cut connection, a killed
+    operator). It is persisted before the request leaves, so a store of the name found later is known to be
+    this object's own, not someone else's to adopt or refuse; it is dropped as soon as the outcome is known."""
+
+    def __init__(self, requested_at: str | None, persist: Callable[[str], Awaitable[None]]) -> None:
+        self.requested_at = parse_time(requested_at) if requested_at else None
+        self._persist = persist
+
+    async def set(self) -> None:
+        self.requested_at = datetime.now(UTC)
+        await self._persist(rfc3339(self.requested_at))
+
+    def clear(self) -> None:
+        self.requested_at = None
+
+    def covers(self, store: Store) -> bool:
+        return self.requested_at is not None and store.created_at >= self.requested_at - CREATE_CLOCK_SKEW
+
+
 async def ensure_store(
     client: FastlyClient,
     spec: StoreSpec,
     recorded: StoreRecord | None,
     *,
-    create_requested: bool,
-    mark_create_requested: Callable[[], Awaitable[None]],
+    mark: CreateMark,
     directory: StoreDirectory | None = None,
     listing_max_age: float = 60.0,
 ) -> StoreResult:
     """Make sure the store exists and is the one this object manages.
 
-    `create_requested` is true when an earlier pass asked Fastly to create the store and never learned the
-    answer (a timeout, a cut connection, a killed operator): a store of that name is then ours, not adopted.
-    `mark_create_requested` must persist that fact before the create request goes out. With a `directory`,
+    A store found by name that `mark` covers is the one an earlier create made: ours, not adopted. With a `directory`,
     existence is checked against a shared listing at most `listing_max_age` seconds old (one request serves many
     objects); without, by a GET.
     """
@@ -103,8 +127,10 @@ async def ensure_store(
         )
     if matches:
         store = matches[0]
-        if create_requested:
+        if mark.covers(store):
+            mark.clear()
             return StoreResult(StoreRecord.from_store(store, adopted=False), _created(recorded))
+        mark.clear()  # whatever an earlier create did, this store is not what it made
         if recorded is None and spec.adoption is AdoptionPolicy.MUST_CREATE:
             raise ReconcileError(
                 "StoreAlreadyExists",
@@ -121,7 +147,7 @@ async def ensure_store(
             f"no Fastly store is named {spec.name!r}{gone} and adoptionPolicy is Adopt: create it in Fastly, "
             "or set adoptionPolicy: AdoptOrCreate to let the operator create it",
         )
-    return StoreResult(await _create(client, spec.name, mark_create_requested), _created(recorded))
+    return StoreResult(await _create(client, spec.name, mark), _created(recorded))
 
 
 def _created(recorded: StoreRecord | None) -> StoreAction:
@@ -140,23 +166,26 @@ async def _still_exists(client: FastlyClient, store_id: str, directory: StoreDir
     return True
 
 
-async def _create(client: FastlyClient, name: str, mark_create_requested: Callable[[], Awaitable[None]]) -> StoreRecord:
-    await mark_create_requested()
+async def _create(client: FastlyClient, name: str, mark: CreateMark) -> StoreRecord:
+    await mark.set()
     try:
         store = await client.create_store(name)
-    except AlreadyExistsError:
-        # Someone created it between our lookup and our create: look again on the next pass.
-        raise ReconcileError(
-            "Creating",
-            f"a store named {name!r} appeared while creating it; looking it up again",
-            stalled=False,
-        ) from None
     except ServerUnavailableError:
         # The create may or may not have happened; never create blindly again: look the name up first.
         matches = await client.find_stores(name)
         if len(matches) != 1:
-            raise
+            raise  # the mark stays: the next pass looks again
         store = matches[0]
+    except AlreadyExistsError:
+        # Someone else created it between our lookup and our create: look again, and adopt or refuse it.
+        mark.clear()
+        raise ReconcileError(
+            "Creating", f"a store named {name!r} appeared while creating it; looking it up again", stalled=False
+        ) from None
+    except FastlyError:
+        mark.clear()  # refused: nothing was created
+        raise
+    mark.clear()
     return StoreRecord.from_store(store, adopted=False)
 
 
@@ -168,15 +197,13 @@ class DeleteAction(StrEnum):
 
 
 async def delete_store(
-    client: FastlyClient, spec: StoreSpec, recorded: StoreRecord | None, *, create_requested: bool
+    client: FastlyClient, spec: StoreSpec, recorded: StoreRecord | None, mark: CreateMark
 ) -> DeleteAction:
-    """Delete the store under the Delete policy; a store already gone counts as deleted."""
-    if spec.deletion is DeletionPolicy.RETAIN:
-        return DeleteAction.RETAINED
+    """Delete the store; a store already gone counts as deleted."""
     store_id = recorded.id if recorded else None
-    if store_id is None and create_requested:
+    if store_id is None and mark.requested_at is not None:
         # A create whose answer was lost: delete what it made rather than leave a store nobody knows about.
-        matches = await client.find_stores(spec.name)
+        matches = [store for store in await client.find_stores(spec.name) if mark.covers(store)]
         store_id = matches[0].id if len(matches) == 1 else None
     if store_id is None:
         return DeleteAction.NOTHING
