@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import os
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
-from fastly_secret_store_operator import __version__
+from fastly_secret_store_operator import __version__, fastly
 from fastly_secret_store_operator.fastly import DEFAULT_ENDPOINT
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -65,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--max-concurrent-reconciles",
-        type=int,
+        type=_at_least_one,
         default=32,
         metavar="N",
         help="how many objects are reconciled at once (default %(default)s)",
@@ -91,19 +89,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def check_endpoint(url: str) -> str:
-    """Plain http only to loopback: a token must never cross a network unencrypted."""
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise SystemExit(f"--fastly-endpoint {url!r} is not an http(s) URL")
-    if parts.scheme == "http":
-        host = parts.hostname
-        try:
-            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise SystemExit(f"--fastly-endpoint {url!r}: plain http is only allowed to a loopback address; use https")
+    """Plain http only to loopback (a token must never cross a network unencrypted); no credentials in the URL
+    (it is logged)."""
+    try:
+        parsed = fastly.check_endpoint(url)
+    except ValueError as error:
+        raise SystemExit(f"--fastly-endpoint: {error}") from None
+    if parsed.userinfo:
+        raise SystemExit("--fastly-endpoint must not carry credentials: the token comes from each object's Secret")
     return url.rstrip("/")
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:

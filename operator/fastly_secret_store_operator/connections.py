@@ -7,7 +7,10 @@ token simply gets a new entry; the old one ages out.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import hmac
+import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +18,9 @@ from dataclasses import dataclass
 from fastly_secret_store_operator.fastly import FASTLY_SIGNING_KEY, FastlyClient, RequestInfo, Sealer
 from fastly_secret_store_operator.reconcile.directory import StoreDirectory
 from fastly_secret_store_operator.reconcile.object import Connection
+
+#: Seconds an evicted client stays open for the passes still using it.
+RETIRED_CLIENT_GRACE = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +37,15 @@ class ConnectionPool:
         self.options = options
         self._on_response = on_response
         self._size = size
-        # Keyed by a hash of the token so the dict itself never holds token text; it is never output.
-        self._connections: OrderedDict[str, Connection] = OrderedDict()
+        # Keyed by an HMAC of the token under a key that lives and dies with this process: the dict holds no
+        # token text and no unkeyed hash of one.
+        self._key = secrets.token_bytes(32)
+        self._connections: OrderedDict[bytes, Connection] = OrderedDict()
         self._retired: list[FastlyClient] = []
+        self._closing: set[asyncio.Task[None]] = set()
 
     def __call__(self, token: str) -> Connection:
-        key = hashlib.sha256(token.encode()).hexdigest()
+        key = hmac.new(self._key, token.encode(), hashlib.sha256).digest()
         connection = self._connections.get(key)
         if connection is None:
             client = FastlyClient(
@@ -51,9 +60,22 @@ class ConnectionPool:
             self._connections[key] = connection
             if len(self._connections) > self._size:
                 _, oldest = self._connections.popitem(last=False)
-                self._retired.append(oldest.client)
+                self._retire(oldest.client)
         self._connections.move_to_end(key)
         return connection
+
+    def _retire(self, client: FastlyClient) -> None:
+        """Close an evicted client once passes still using it are surely done (a rotated token's old client)."""
+        self._retired.append(client)
+
+        def close() -> None:
+            if client in self._retired:
+                self._retired.remove(client)
+                task = asyncio.ensure_future(client.aclose())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+        asyncio.get_running_loop().call_later(RETIRED_CLIENT_GRACE, close)
 
     async def aclose(self) -> None:
         clients = [connection.client for connection in self._connections.values()] + self._retired

@@ -8,6 +8,7 @@ handler behind the finalizer.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import random
@@ -82,6 +83,11 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     configure(settings)
     # Watching listed namespaces needs no cluster-wide namespace listing (and the RBAC does not grant it).
     settings.scanning.disabled = config.namespaced
+    # Kubernetes calls run in threads (the client is synchronous): enough of them that every reconcile slot can
+    # have one in flight, beyond the default executor's min(32, cores + 4).
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(config.max_concurrent_reconciles + 8, thread_name_prefix="kube")
+    )
     api_client = kube.load_config(config.kubeconfig)
     api = kube.KubeApi(api_client)
     key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)

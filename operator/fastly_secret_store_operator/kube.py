@@ -24,6 +24,8 @@ GROUP, VERSION, PLURAL = "fastly.operator.dev", "v1alpha1", "fastlysecretstores"
 FINGERPRINT_KEY_FIELD = "key"
 #: What a call to the API server raises when it fails: an error status (a 409, a 5xx), or no answer at all.
 API_ERRORS: tuple[type[Exception], ...] = (kubernetes.client.ApiException, urllib3.exceptions.HTTPError)
+#: (connect, read) seconds for every call: a silently dropped connection must fail, not hang a sync loop.
+REQUEST_TIMEOUT = (5.0, 30.0)
 
 
 def load_config(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
@@ -59,7 +61,9 @@ class KubeApi:
 
     def _read_secret_json(self, namespace: str, name: str) -> dict[str, Any]:
         # A urllib3 response with _preload_content=False, whatever the client's annotations say.
-        response: Any = self._core.read_namespaced_secret(name, namespace, _preload_content=False)
+        response: Any = self._core.read_namespaced_secret(
+            name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
         try:
             body: dict[str, Any] = json.loads(response.data)
         finally:
@@ -78,6 +82,7 @@ class KubeApi:
                 name,
                 {"status": dict(patch)},
                 _content_type="application/merge-patch+json",
+                _request_timeout=REQUEST_TIMEOUT,
             )
         except kubernetes.client.ApiException as error:
             if not _missing(error):
@@ -94,7 +99,9 @@ class KubeApi:
                 data={FINGERPRINT_KEY_FIELD: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()},
             )
             try:
-                await asyncio.to_thread(self._core.create_namespaced_secret, namespace, body)
+                await asyncio.to_thread(
+                    self._core.create_namespaced_secret, namespace, body, _request_timeout=REQUEST_TIMEOUT
+                )
                 logger.info("Created the fingerprint key Secret %s/%s", namespace, name)
             except kubernetes.client.ApiException as error:
                 if getattr(error, "status", None) != 409:  # another replica won the race: read theirs

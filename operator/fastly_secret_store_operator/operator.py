@@ -48,10 +48,11 @@ async def run_operator(
         quiet=options.quiet,
         log_format=kopf.LogFormat.JSON if options.log_format == "json" else kopf.LogFormat.FULL,
     )
-    if not options.debug:
-        # httpx logs every request at INFO; the Fastly client logs its own, with route templates only.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # HTTP libraries log URLs, headers or bodies at their debug levels, and some versions of the kubernetes
+    # client log whole response bodies (a Secret's data): never let them, whatever the level asked for. The
+    # operator's own loggers say what happened with route templates and names only.
+    for name in ("httpx", "httpcore", "urllib3", "kubernetes", "aiohttp.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     config = OperatorConfig(
         fastly=FastlyOptions(
             endpoint=options.fastly_endpoint,

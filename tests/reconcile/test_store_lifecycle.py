@@ -173,6 +173,7 @@ async def test_resync_of_many_objects_lists_instead_of_getting(fastly: FastlyEmu
         ({"name": "x" * 256}, "InvalidSpec", "255"),
         ({"adoptionPolicy": "Steal"}, "InvalidSpec", "AdoptOrCreate"),
         ({"resyncInterval": "soon"}, "InvalidSpec", "10m"),
+        ({"resyncInterval": "0.5s"}, "InvalidSpec", "at least 1s"),
         ({"entries": [{"name": "A B", "secretKeyRef": {"name": "s", "key": "k"}}]}, "InvalidSpec", "entries[0]"),
     ],
 )
@@ -328,3 +329,14 @@ async def test_two_objects_cannot_manage_one_store(fastly: FastlyEmulator, env: 
     await finalize_object(view({"name": "shared", "deletionPolicy": "Retain"}, status=first.status), env)
     third = await reconcile_object(other, env, mark_create_requested=Marks())
     assert ready(third.status)["reason"] == "Synced"
+
+
+@pytest.mark.parametrize("bad", ["tok en", "tok\nen", "tökén", "tok\x00en"])
+async def test_a_secret_that_cannot_be_a_token_is_refused_before_any_request(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets, bad: str
+) -> None:
+    secrets.put("fastly-api-token", token=bad)
+    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    assert ready(result.status)["reason"] == "CredentialsNotFound"
+    assert bad not in ready(result.status)["message"]
+    assert fastly.requests == []

@@ -31,6 +31,11 @@ async def _noop(requested_at: str) -> None:
     return None
 
 
+def test_credentials_in_the_endpoint_url_are_refused() -> None:
+    with pytest.raises(SystemExit, match="credentials"):
+        check_endpoint("https://user:hunter2@api.fastly.com")
+
+
 @pytest.mark.parametrize(
     "url", ["http://api.fastly.com", "http://10.0.0.1:8790", "http://fastly.internal", "ftp://x", "api.fastly.com"]
 )

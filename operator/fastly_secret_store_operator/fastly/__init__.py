@@ -1,6 +1,6 @@
 """The Fastly secret store API: an async client and client-side sealing. Knows nothing of Kubernetes."""
 
-from ._http import RequestInfo, RetryPolicy
+from ._http import RequestInfo, RetryPolicy, check_endpoint
 from .client import DEFAULT_ENDPOINT, FastlyClient
 from .errors import (
     AlreadyExistsError,
@@ -41,6 +41,7 @@ __all__ = [
     "UnauthorizedError",
     "UnexpectedResponseError",
     "ValueTooLargeError",
+    "check_endpoint",
     "parse_time",
     "verify_client_key",
 ]

@@ -247,7 +247,7 @@ class Connection:
             try:
                 response = await self.http.request(route.method, url, params=params, json=body)
             except httpx.TransportError as exc:
-                self._report(route, None, started, RateLimit(remaining=None, reset_at=None))
+                self._report(route, None, started, RateLimit(remaining=None, reset_at=None), type(exc).__name__)
                 if retries_left and (route.idempotent or isinstance(exc, _NOT_SENT)):
                     await self.sleep(self.retry.backoff(attempt, self.jitter()))
                     continue
@@ -312,8 +312,10 @@ class Connection:
         answered, self._write_answered = self._write_answered, asyncio.Event()
         answered.set()
 
-    def _report(self, route: Route, status: int | None, started: float, rate_limit: RateLimit) -> None:
-        logger.debug("Fastly %s -> %s", route.label, status if status is not None else "no response")
+    def _report(
+        self, route: Route, status: int | None, started: float, rate_limit: RateLimit, failure: str = ""
+    ) -> None:
+        logger.debug("Fastly %s -> %s", route.label, status if status is not None else f"no response ({failure})")
         if rate_limit.remaining is not None or rate_limit.reset_at is not None:
             self.rate_limit = rate_limit
         if self.on_response is None:

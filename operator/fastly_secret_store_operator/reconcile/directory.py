@@ -33,6 +33,3 @@ class StoreDirectory:
                 self._ids = frozenset([store.id async for store in self._client.list_stores()])
                 self._fetched_at = started
             return self._ids
-
-    def forget(self) -> None:
-        self._fetched_at = None

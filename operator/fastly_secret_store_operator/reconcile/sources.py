@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Protocol
 
 from fastly_secret_store_operator.reconcile.errors import ReconcileError
 from fastly_secret_store_operator.reconcile.spec import SecretKeyRef
+
+#: Printable ASCII without spaces: anything else cannot be a token, and must never reach an HTTP header.
+_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 class SecretReader(Protocol):
@@ -25,6 +29,12 @@ async def read_token(reader: SecretReader, namespace: str, ref: SecretKeyRef) ->
         )
     raw = data.get(ref.key)
     token = raw.decode("utf-8", "replace").strip() if raw is not None else ""
+    if token and not _TOKEN.fullmatch(token):
+        raise ReconcileError(
+            "CredentialsNotFound",
+            f"{where} key {ref.key!r} does not hold a Fastly API token (it has characters no token has): put the "
+            "token there, with nothing around it",
+        )
     if not token:
         keys = ", ".join(sorted(data)) or "none"
         raise ReconcileError(

@@ -12,6 +12,8 @@ from fastly_secret_store_operator.reconcile.errors import ReconcileError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 MAX_NAME_BYTES = 255
+#: Shorter resyncs would turn drift checks into a busy loop against Fastly and the API server.
+MIN_RESYNC_SECONDS = 1.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -86,6 +88,10 @@ def parse_duration(text: str) -> float:
         raise ReconcileError(
             "InvalidSpec",
             f"spec.resyncInterval {text!r} is not a duration: write it as 30s, 10m, 1h or 0 (off)",
+        )
+    if total < MIN_RESYNC_SECONDS:
+        raise ReconcileError(
+            "InvalidSpec", f"spec.resyncInterval {text!r} is too short: at least 1s (10m is the default), or 0 (off)"
         )
     return total
 
