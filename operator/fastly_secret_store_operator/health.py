@@ -131,7 +131,9 @@ class WatchAudit:
         """Record one listing; returns how many objects the watch is out of step for."""
         now = self._clock()
         out_of_step = {uid for uid, version in listed.items() if self._delivered.get(uid) != version}
-        out_of_step.update(uid for uid in self._delivered if uid not in listed)
+        # An object delivered but no longer listed is gone. Its DELETED event may never come (after a 410, Kopf
+        # lists again without announcing what vanished), so forget it rather than fail the probe forever.
+        self._delivered = {uid: version for uid, version in self._delivered.items() if uid in listed}
         # Keep when each object was first found out of step; those back in step are forgotten.
         self._missing = {uid: self._missing.get(uid, now) for uid in out_of_step}
         self._beat(now)

@@ -8,6 +8,7 @@ the values of Secrets nobody references never even reach the operator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -40,6 +41,7 @@ class SecretWatch:
         self._loop = loop
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._responses: set[Any] = set()  # the open watch streams, closed by stop()
 
     def start(self) -> None:
         for scope in self._scopes:
@@ -49,19 +51,30 @@ class SecretWatch:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        # The threads are daemons blocked on a socket; they notice at their next event or watch timeout.
+        """Close the streams, so that each thread wakes from its read and ends."""
         self._stopping.set()
+        for response in list(self._responses):
+            with contextlib.suppress(Exception):
+                response.close()
 
     def _watch_forever(self, scope: str | None) -> None:
-        resource_version = ""
+        resource_version, failures = "", 0
         while not self._stopping.is_set():
             try:
                 resource_version = self._watch_once(scope, resource_version)
+                failures = 0
             except Exception as error:  # a watch must outlive any one failure
+                if self._stopping.is_set():
+                    return
+                failures += 1
+                delay = min(60.0, 2.0**failures)  # a persistent refusal (RBAC) must not become a busy loop
                 logger.warning(
-                    "Secret watch in %s failed (%s); restarting", scope or "all namespaces", type(error).__name__
+                    "Secret watch in %s failed (%s); retrying in %.0fs",
+                    scope or "all namespaces",
+                    type(error).__name__,
+                    delay,
                 )
-                self._stopping.wait(2.0)
+                self._stopping.wait(delay)
 
     def _watch_once(self, scope: str | None, resource_version: str) -> str:
         options: dict[str, Any] = {
@@ -78,12 +91,14 @@ class SecretWatch:
             response = self._core.list_secret_for_all_namespaces(**options)
         else:
             response = self._core.list_namespaced_secret(scope, **options)
+        self._responses.add(response)
         try:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if self._stopping.is_set():
                     break
                 resource_version = self._handle(json.loads(line), resource_version)
         finally:
+            self._responses.discard(response)
             response.release_conn()
         return resource_version
 

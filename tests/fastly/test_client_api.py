@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from fastly_secret_store_operator.fastly import (
+    FastlyClient,
     Page,
     SealedValue,
     Secret,
@@ -251,3 +252,24 @@ class TestParseTime:
     def test_refuses_what_is_not_rfc3339(self, text: str) -> None:
         with pytest.raises(ValueError, match="RFC 3339"):
             parse_time(text)
+
+
+async def test_find_stores_follows_pages_when_the_name_filter_is_ignored() -> None:
+    pages = {
+        None: {
+            "data": [{"id": "a" * 22, "name": "other", "created_at": "2026-11-28T10:00:00Z"}],
+            "meta": {"limit": 1, "next_cursor": "c1"},
+        },
+        "c1": {
+            "data": [{"id": "b" * 22, "name": "wanted", "created_at": "2026-11-28T10:00:00Z"}],
+            "meta": {"limit": 1},
+        },
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["name"] == "wanted"
+        return httpx.Response(200, json=pages[request.url.params.get("cursor")])
+
+    async with FastlyClient("token", transport=httpx.MockTransport(answer)) as client:
+        found = await client.find_stores("wanted")
+    assert [store.id for store in found] == ["b" * 22]

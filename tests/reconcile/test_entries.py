@@ -215,3 +215,33 @@ async def test_rate_limit_mid_pass_keeps_what_was_written(
     done = await sync(env, ENTRIES, limited.status)
     assert ready_reason(done) == "Synced"
     assert len(entry_writes(fastly)) == 4
+
+
+async def test_an_entry_fastly_refuses_is_named_while_the_others_are_written(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    seed(secrets)
+    first = await sync(env, {})
+    fastly.faults.add(method="PUT", kind="status", status=400, count=1)
+    result = await sync(env, ENTRIES, first.status)
+    assert ready_reason(result) == "EntryRejected"
+    assert len(fastly.secret_names(first.status["id"])) == 3
+    condition = find(result.status["conditions"], "Ready")
+    assert condition is not None
+    assert "Fastly refused entry" in condition["message"]
+    again = await sync(env, ENTRIES, result.status)
+    assert ready_reason(again) == "Synced"
+    assert len(fastly.secret_names(first.status["id"])) == 4
+
+
+async def test_a_store_deleted_mid_pass_is_looked_up_again(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    seed(secrets)
+    first = await sync(env, {})
+    fastly.faults.add(method="PUT", kind="status", status=404, count=1)
+    result = await sync(env, ENTRIES, first.status)
+    assert ready_reason(result) == "StoreGone"
+    stalled = find(result.status["conditions"], "Stalled")
+    assert stalled is not None
+    assert stalled["status"] == "False"

@@ -131,10 +131,17 @@ class FastlyClient:
         return parse_page(body, parse_store, requested_limit=params["limit"])
 
     async def find_stores(self, name: str) -> list[Store]:
-        """The stores named exactly ``name``, from one filtered request. The server's filter is trusted only
-        to narrow the list: what it does when nothing matches is unrecorded, so matches are checked here."""
-        page = await self.list_stores_page(name=name)
-        return [store for store in page.data if store.name == name]
+        """The stores named exactly ``name``: one filtered request when the server honours the filter. It is
+        trusted only to narrow the list (what it does when nothing matches is unrecorded): matches are checked
+        here, and further pages followed, so an ignored filter costs requests, never a missed store."""
+        found: list[Store] = []
+        cursor: str | None = None
+        while True:
+            page = await self.list_stores_page(name=name, cursor=cursor)
+            found.extend(store for store in page.data if store.name == name)
+            if not page.next_cursor or page.next_cursor == cursor:
+                return found
+            cursor = page.next_cursor
 
     async def create_store(self, name: str) -> Store:
         return parse_store(await self._json(CREATE_STORE, body={"name": name}))

@@ -18,6 +18,7 @@ from fastly_secret_store_operator.fastly import (
     MAX_VALUE_BYTES,
     FastlyClient,
     FastlyError,
+    InvalidRequestError,
     NotFoundError,
     Sealer,
     Secret,
@@ -204,6 +205,11 @@ async def sync_entries(
                 return  # a write failed (rate limited, say): start no more; the next pass resumes
             try:
                 written = await client.put_secret(store_id, name, await sealer.seal(value))
+            except InvalidRequestError as error:
+                # Fastly refused this entry alone: say so, and go on with the others.
+                result.problems.append(EntryProblem(name, "EntryRejected", f"Fastly refused entry {name}: {error}"))
+                problem_names.add(name)
+                continue
             except (FastlyError, ReconcileError) as error:
                 result.error = result.error or error
                 return

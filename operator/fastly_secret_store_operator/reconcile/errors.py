@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from fastly_secret_store_operator.fastly import (
     FastlyError,
+    NotFoundError,
     RateLimitedError,
     ServerUnavailableError,
     SigningKeyMismatchError,
@@ -53,6 +54,10 @@ def from_fastly(error: FastlyError, *, token_source: str) -> ReconcileError:
             "SigningKeyMismatch",
             f"the client key Fastly served is not signed by the trusted signing key ({detail}); nothing was "
             "written. If this endpoint is an emulator, run the operator with --trust-api-signing-key",
+        )
+    if isinstance(error, NotFoundError):
+        return ReconcileError(
+            "StoreGone", f"the Fastly store disappeared during this pass ({detail}); looking it up again", stalled=False
         )
     if isinstance(error, ServerUnavailableError):
         return ReconcileError(
