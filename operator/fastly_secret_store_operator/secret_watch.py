@@ -8,7 +8,6 @@ the values of Secrets nobody references never even reach the operator.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import threading
@@ -41,7 +40,6 @@ class SecretWatch:
         self._loop = loop
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._responses: set[Any] = set()  # the open watch streams, closed by stop()
 
     def start(self) -> None:
         for scope in self._scopes:
@@ -51,11 +49,9 @@ class SecretWatch:
             self._threads.append(thread)
 
     def stop(self) -> None:
-        """Close the streams, so that each thread wakes from its read and ends."""
+        """Ask the threads to end. They are daemon threads blocked reading a stream, and end with the process or
+        at their next event or watch timeout: closing a stream under a thread reading it can deadlock urllib3."""
         self._stopping.set()
-        for response in list(self._responses):
-            with contextlib.suppress(Exception):
-                response.close()
 
     def _watch_forever(self, scope: str | None) -> None:
         resource_version, failures = "", 0
@@ -91,14 +87,12 @@ class SecretWatch:
             response = self._core.list_secret_for_all_namespaces(**options)
         else:
             response = self._core.list_namespaced_secret(scope, **options)
-        self._responses.add(response)
         try:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if self._stopping.is_set():
                     break
                 resource_version = self._handle(json.loads(line), resource_version)
         finally:
-            self._responses.discard(response)
             response.release_conn()
         return resource_version
 
