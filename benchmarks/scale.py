@@ -289,7 +289,14 @@ def run_scale(
             objects = b.kube.store.objects("fastlysecretstores", NAMESPACE)
             return len(objects) == n and all(_ready(obj) for obj in objects)
 
-        _wait(f"all {n} objects are Ready", all_ready, timeout=max(120.0, n * 1.0), interval=interval)
+        try:
+            _wait(f"all {n} objects are Ready", all_ready, timeout=max(120.0, n * 0.5), interval=interval)
+        except SystemExit:
+            kept = Path(tempfile.gettempdir()) / f"scale-operator-{n}.log"
+            kept.write_bytes(b.log.read_bytes())
+            print(f"not all Ready: {dict(_reasons(b.kube))}; the operator's log: {kept}", file=sys.stderr)
+            stop_operator(b)
+            raise
         ready_at = time.monotonic()
         seconds = ready_at - started
         ramp, ramp_kube = _fastly_counts(fastly), _kube_counts(b.kube, kube_start)
@@ -306,6 +313,7 @@ def run_scale(
             time.sleep(1.0)
             _sample_rss(b)
         idle, idle_kube = _fastly_counts(fastly, fastly_mark), _kube_counts(b.kube, kube_mark)
+        idle_seconds = time.monotonic() - idle_started
         idle_status = _sample_rss(b)
         not_ready = n - _reasons(b.kube)["Ready"]
         stop_operator(b)
@@ -320,7 +328,7 @@ def run_scale(
             apply_seconds=applied,
             ramp=ramp,
             ramp_kube=ramp_kube,
-            idle_seconds=time.monotonic() - idle_started,
+            idle_seconds=idle_seconds,
             idle=idle,
             idle_kube=idle_kube,
             rss_kb=status.get("VmRSS", 0),
