@@ -38,7 +38,7 @@ def test_pod_security(flavour) -> None:
 
 def test_container(flavour) -> None:
     (container,) = _pod(flavour)["containers"]
-    assert container["resources"] == {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}}
+    assert container["resources"] == {"requests": {"cpu": "50m", "memory": "160Mi"}, "limits": {"memory": "256Mi"}}
     probe = container["livenessProbe"]["httpGet"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert probe["path"] == "/healthz"
