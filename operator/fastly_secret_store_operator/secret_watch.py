@@ -17,6 +17,8 @@ from typing import Any
 import kubernetes
 from kubernetes.watch.watch import iter_resp_lines
 
+from fastly_secret_store_operator import kube
+
 logger = logging.getLogger(__name__)
 
 _METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
@@ -34,7 +36,7 @@ class SecretWatch:
         on_change: Callable[[str, str], None],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self._core = kubernetes.client.CoreV1Api(api_client)
+        self._api = api_client
         self._scopes: list[str | None] = list(namespaces) or [None]  # None: every namespace
         self._on_change = on_change
         self._loop = loop
@@ -73,20 +75,13 @@ class SecretWatch:
                 self._stopping.wait(delay)
 
     def _watch_once(self, scope: str | None, resource_version: str) -> str:
-        options: dict[str, Any] = {
-            "watch": True,
-            "allow_watch_bookmarks": True,
-            "timeout_seconds": WATCH_SECONDS,
-            "resource_version": resource_version or None,
-            "_preload_content": False,
-            "_headers": {"Accept": _METADATA_ONLY},
-            "_request_timeout": (10, WATCH_SECONDS + 30),
-        }
-        response: Any  # with _preload_content=False, the raw HTTP response, not a V1SecretList
-        if scope is None:
-            response = self._core.list_secret_for_all_namespaces(**options)
-        else:
-            response = self._core.list_namespaced_secret(scope, **options)
+        query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(WATCH_SECONDS))]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        path = "/api/v1/secrets" if scope is None else f"/api/v1/namespaces/{scope}/secrets"
+        response = kube.call(
+            self._api, "GET", path, query=query, headers={"Accept": _METADATA_ONLY}, read_timeout=WATCH_SECONDS + 30
+        )
         try:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if self._stopping.is_set():

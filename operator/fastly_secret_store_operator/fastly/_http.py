@@ -6,11 +6,9 @@ Kept apart from client.py so the client reads as a list of endpoints.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import ipaddress
 import logging
 import random
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,12 +24,6 @@ from .models import RateLimit
 
 logger = logging.getLogger(__name__)
 
-# httpcore asks sniffio which async library is running each time it makes a lock or an event (several per
-# request). anyio 4 no longer installs sniffio, so each ask is a failed import: a walk of sys.path with a stat
-# per entry, ~15% of the operator's CPU at 1,000 objects (benchmarks/scale.py). A None entry in sys.modules
-# fails the import at once; httpcore then assumes asyncio, which is what runs here.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], datetime]
