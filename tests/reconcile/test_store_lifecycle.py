@@ -340,3 +340,17 @@ async def test_a_secret_that_cannot_be_a_token_is_refused_before_any_request(
     assert ready(result.status)["reason"] == "CredentialsNotFound"
     assert bad not in ready(result.status)["message"]
     assert fastly.requests == []
+
+
+async def test_a_listing_older_than_a_store_is_refreshed_once(fastly: FastlyEmulator, env: Environment) -> None:
+    directory = env.connect(TOKEN).directory
+    first = fastly.create_store_direct("first")
+    assert await directory.contains(first.id, max_age=600)
+    second = fastly.create_store_direct("second")
+    fastly.requests.clear()
+    # A store created before the listing was fetched: the listing stands (and says it is absent).
+    assert not await directory.contains(second.id, max_age=600, created_at=datetime.now(UTC) - timedelta(hours=1))
+    # Created after the listing was fetched: one refresh, which then serves every store created before it.
+    assert await directory.contains(second.id, max_age=600, created_at=datetime.now(UTC) + timedelta(seconds=1))
+    assert await directory.contains(first.id, max_age=600, created_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert [r.route for r in fastly.requests] == ["GET /resources/stores/secret"]

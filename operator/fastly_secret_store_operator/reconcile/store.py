@@ -113,7 +113,7 @@ async def ensure_store(
             "create a new FastlySecretStore for the other store",
         )
     if recorded is not None:
-        if await _still_exists(client, recorded.id, directory, listing_max_age):
+        if await _still_exists(client, recorded, directory, listing_max_age):
             return StoreResult(recorded, StoreAction.UNCHANGED)
         logger.info("Fastly store %s (%s) is gone: it was deleted outside this operator", spec.name, recorded.id)
 
@@ -154,13 +154,17 @@ def _created(recorded: StoreRecord | None) -> StoreAction:
     return StoreAction.RECREATED if recorded is not None else StoreAction.CREATED
 
 
-async def _still_exists(client: FastlyClient, store_id: str, directory: StoreDirectory | None, max_age: float) -> bool:
-    # A listing only proves presence: one fetched before the store was created does not hold it, so an absence
-    # is confirmed by a GET before the store counts as deleted.
-    if directory is not None and await directory.contains(store_id, max_age=max_age):
+async def _still_exists(
+    client: FastlyClient, recorded: StoreRecord, directory: StoreDirectory | None, max_age: float
+) -> bool:
+    # A listing fetched before the store was created cannot hold it: the directory refreshes for such a store
+    # (once, for all stores created since). An absence is still confirmed by a GET before the store counts as
+    # deleted, against clock skew and a listing that lags.
+    created_at = parse_time(recorded.created_at) if recorded.created_at else None
+    if directory is not None and await directory.contains(recorded.id, max_age=max_age, created_at=created_at):
         return True
     try:
-        await client.get_store(store_id)
+        await client.get_store(recorded.id)
     except NotFoundError:
         return False
     return True
