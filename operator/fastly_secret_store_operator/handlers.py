@@ -167,6 +167,7 @@ async def _reconcile_once(
         view = _view(tracked, body, uid)
         # Recorded first, so a spec change or Secret edit during this pass wakes the loop for another one.
         tracked.reconciled_generation = view.generation
+        tracked.requested = body.metadata.annotations.get(RECONCILE_REQUESTED_ANNOTATION)
         with contextlib.suppress(ReconcileError):
             runtime.tracker.set_secrets(uid, tracked, parse_spec(view.spec, default_name=view.name).referenced_secrets)
 
@@ -259,10 +260,11 @@ async def notice_object_change(type: str, body: kopf.Body, uid: str, memo: Any, 
         runtime.metrics.forget_object(uid)
         return
     tracked = runtime.tracker.get(uid)
-    if tracked is None:
-        return  # the sync loop has not started; its first pass reads the latest body anyway
+    if tracked is None or tracked.reconciled_generation is None:
+        return  # no pass has started yet: the first one reads the latest body anyway
     requested = body.metadata.annotations.get(RECONCILE_REQUESTED_ANNOTATION)
     if body.metadata.get("generation") != tracked.reconciled_generation or requested != tracked.requested:
+        logger.debug("%s/%s changed (generation or reconcile request): waking it", tracked.namespace, tracked.name)
         tracked.requested = requested
         tracked.wake.set()
 

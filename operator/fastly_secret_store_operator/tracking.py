@@ -8,9 +8,13 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
+import logging
 from typing import Any
 
 from fastly_secret_store_operator.reconcile.object import Connection
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -69,6 +73,7 @@ class Tracker:
         for uid in self._readers.get((namespace, secret), set()):
             tracked = self._objects.get(uid)
             if tracked is not None:
+                logger.debug("Secret %s/%s changed: waking %s/%s", namespace, secret, tracked.namespace, tracked.name)
                 tracked.wake.set()
                 woken += 1
         return woken
