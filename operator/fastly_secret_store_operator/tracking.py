@@ -6,13 +6,12 @@ Memory grows with the number of FastlySecretStore objects, never with the number
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-import logging
 from typing import Any
 
 from fastly_secret_store_operator.reconcile.object import Connection
-
 
 logger = logging.getLogger(__name__)
 
