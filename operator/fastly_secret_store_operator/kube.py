@@ -76,7 +76,6 @@ def _missing(error: kubernetes.client.ApiException) -> bool:
 class KubeApi:
     def __init__(self, api_client: kubernetes.client.ApiClient) -> None:
         self._api = api_client
-        self._custom = kubernetes.client.CustomObjectsApi(api_client)
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
         try:
@@ -98,21 +97,21 @@ class KubeApi:
 
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """Merge-patch the status subresource; an object already gone needs no status."""
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         try:
-            await asyncio.to_thread(
-                self._custom.patch_namespaced_custom_object_status,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                {"status": dict(patch)},
-                _content_type="application/merge-patch+json",
-                _request_timeout=REQUEST_TIMEOUT,
+            response = await asyncio.to_thread(
+                call,
+                self._api,
+                "PATCH",
+                path,
+                body={"status": dict(patch)},
+                headers={"Content-Type": "application/merge-patch+json"},
             )
         except kubernetes.client.ApiException as error:
             if not _missing(error):
                 raise
+        else:
+            response.release_conn()
 
     async def fingerprint_key(self, namespace: str, name: str) -> bytes:
         """The operator's HMAC key, from its own Secret; created on first start."""
