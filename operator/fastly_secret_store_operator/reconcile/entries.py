@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,12 +23,9 @@ from fastly_secret_store_operator.fastly import (
     Secret,
 )
 from fastly_secret_store_operator.reconcile.conditions import rfc3339
-from fastly_secret_store_operator.reconcile.errors import ReconcileError
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.sources import SecretReader
 from fastly_secret_store_operator.reconcile.spec import MAX_NAME_BYTES, NAME_PATTERN, StoreSpec
-
-logger = logging.getLogger(__name__)
 
 #: Entry writes one object keeps in flight at once (objects at once are bounded by --max-concurrent-reconciles).
 ENTRY_WRITES_AT_ONCE = 4
@@ -163,7 +159,7 @@ class EntriesResult:
     skipped: int = 0
     problems: list[EntryProblem] = field(default_factory=list)
     #: Set when Fastly stopped the pass part way; `records` still holds every write that did happen.
-    error: FastlyError | ReconcileError | None = None
+    error: FastlyError | None = None
 
 
 async def sync_entries(
@@ -210,7 +206,7 @@ async def sync_entries(
                 result.problems.append(EntryProblem(name, "EntryRejected", f"Fastly refused entry {name}: {error}"))
                 problem_names.add(name)
                 continue
-            except (FastlyError, ReconcileError) as error:
+            except FastlyError as error:
                 result.error = result.error or error
                 return
             kept[name] = EntryRecord(name, rfc3339(written.created_at), written.digest, fingerprint)
@@ -235,7 +231,7 @@ async def sync_entries(
                     await client.delete_secret(store_id, name)
                 result.deleted.append(name)
             # else: no longer declared and not pruned: released, left in Fastly as it is
-    except (FastlyError, ReconcileError) as error:
+    except FastlyError as error:
         result.error = error
         # Keep the records not yet reached, so the next pass picks up where this one stopped.
         for name, record in records.items():

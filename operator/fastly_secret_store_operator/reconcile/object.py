@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,8 +28,6 @@ from fastly_secret_store_operator.reconcile.store import (
     delete_store,
     ensure_store,
 )
-
-logger = logging.getLogger(__name__)
 
 #: How many entry names an event lists before it says "and N more".
 _EVENT_NAMES = 10
@@ -147,10 +144,8 @@ async def reconcile_object(
             events.append(Event("Normal", "EntriesWritten", f"Wrote entries {_names(entries.written)}"))
         if entries.deleted:
             events.append(Event("Normal", "EntriesPruned", f"Deleted entries {_names(entries.deleted)}"))
-        if isinstance(entries.error, FastlyError):
-            raise from_fastly(entries.error, token_source=_token_source(obj.namespace, spec))
         if entries.error is not None:
-            raise entries.error
+            raise from_fastly(entries.error, token_source=_token_source(obj.namespace, spec))
         if entries.problems:
             first = entries.problems[0]
             message = "; ".join(problem.message for problem in entries.problems)
