@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 
 from fastly_secret_store_operator import __version__
 from fastly_secret_store_operator.fastly import (
@@ -34,6 +39,40 @@ CLIENT_KEY = {
     "expires_at": "2023-11-27T16:04:54.798109645Z",
 }
 SEALED = SealedValue(secret="c2VhbGVkLWNpcGhlcnRleHQ=", client_key=CLIENT_KEY["public_key"])
+
+
+@dataclass
+class TlsServer:
+    url: str
+    ca_file: Path
+    requests: list[bytes] = field(default_factory=list)
+    connections: int = 0
+
+
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[TlsServer]:
+    """An HTTPS server on loopback answering every request with STORE, its certificate from a throwaway CA."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    body = json.dumps(STORE).encode()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.connections += 1
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                server.requests.append(head.split(b"\r\n")[0])
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                writer.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    server = TlsServer(f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}", ca_file)
+    async with listener:
+        yield server
 
 
 def ok(body: object = None, status: int = 200, **headers: str) -> httpx.Response:
@@ -185,19 +224,49 @@ class TestEndpoint:
         with pytest.raises(ValueError, match=r"must be an https:// URL"):
             FastlyClient(token, endpoint=endpoint)
 
-    async def test_tls_verification_is_always_on(self, token: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        built: list[dict[str, Any]] = []
-        real_client = httpx.AsyncClient
+    async def test_tls_certificates_are_verified(self, token: str, tls_server: TlsServer) -> None:
+        # The server's certificate comes from a CA nobody trusts: the client must refuse it, before any request.
+        client = FastlyClient(token, endpoint=tls_server.url, retry=RetryPolicy(attempts=1))
+        async with client:
+            with pytest.raises(ServerUnavailableError, match="ConnectError"):
+                await client.get_store("s1")
+        assert tls_server.requests == []
 
-        def spy(**options: Any) -> httpx.AsyncClient:
-            built.append(options)
-            return real_client(**options)
+    async def test_https_to_a_trusted_server_works(
+        self, token: str, tls_server: TlsServer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # SSL_CERT_FILE names the CA bundle (a private CA, a TLS-inspecting proxy's): trust comes only from there.
+        monkeypatch.setenv("SSL_CERT_FILE", str(tls_server.ca_file))
+        async with FastlyClient(token, endpoint=tls_server.url) as client:
+            store = await client.get_store("7nLoGzCcs1ZbDD8BaX3jKR")
+            await client.get_store("7nLoGzCcs1ZbDD8BaX3jKR")
+        assert store.name == "checkout"
+        assert tls_server.requests == [b"GET /resources/stores/secret/7nLoGzCcs1ZbDD8BaX3jKR HTTP/1.1"] * 2
+        assert tls_server.connections == 1  # kept alive
 
-        monkeypatch.setattr(httpx, "AsyncClient", spy)
-        async with FastlyClient(token):
-            pass
-        assert built[0].get("verify", True) is True
-        assert built[0]["base_url"] == "https://api.fastly.com"
+    async def test_https_proxy_from_the_environment_is_used(self, token: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        lines: list[bytes] = []
+
+        async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            lines.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0])
+            body = json.dumps(STORE).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        async with server, FastlyClient(token, endpoint="http://127.0.0.1:9") as client:
+            await client.get_store("s1")
+        assert lines == [b"GET http://127.0.0.1:9/resources/stores/secret/s1 HTTP/1.1"]
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with FastlyClient(token, endpoint="http://127.0.0.1:9", retry=RetryPolicy(attempts=1)) as client:
+            with pytest.raises(ServerUnavailableError, match="ConnectError"):
+                await client.get_store("s1")  # straight to port 9, where nothing listens
+        assert len(lines) == 1
 
     async def test_endpoint_path_prefix_is_kept(self, make_api: Any) -> None:
         api = make_api(lambda request: ok(STORE), endpoint="http://127.0.0.1:8790/fastly/")

@@ -29,7 +29,9 @@ def test_create_records_the_store_and_delete_removes_it(cluster: Cluster, fastly
     assert status["adopted"] is False
     assert status["observedGeneration"] == body["metadata"]["generation"]
     assert "fastly.operator.dev/finalizer" in body["metadata"]["finalizers"]
-    assert not [key for key in body["metadata"].get("annotations", {}) if key.startswith("kopf.zalando.org")]
+    # Nothing but the finalizer and the status: no annotation for GitOps tools to see as drift.
+    annotations = body["metadata"].get("annotations", {})
+    assert not [key for key in annotations if key.startswith(("kopf.zalando.org", "fastly.operator.dev/"))]
     reasons = wait_for("a Created event", lambda: [e["reason"] for e in cluster.events(NAMESPACE) if name in str(e)])
     assert "Created" in reasons
 

@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import random
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -153,10 +154,13 @@ class PooledShards(httpx.AsyncBaseTransport):
     entries, that check was the operator's largest cost (benchmarks/scale.py). Small pools keep it short.
     """
 
-    def __init__(self, *, shards: int, per_shard: int) -> None:
-        verify = httpx.create_ssl_context()  # certificates always verified; one CA bundle loaded for all shards
+    def __init__(self, *, shards: int, per_shard: int, proxy: str | None = None) -> None:
+        # Certificates always verified; one CA bundle loaded for all shards.
+        self.ssl_context = httpx.create_ssl_context()
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        self._shards = [httpx.AsyncHTTPTransport(verify=verify, limits=limits) for _ in range(shards)]
+        self._shards = [
+            httpx.AsyncHTTPTransport(verify=self.ssl_context, limits=limits, proxy=proxy) for _ in range(shards)
+        ]
         self._busy = [0] * shards  # requests each shard is serving, bodies not yet closed
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -199,11 +203,28 @@ class _Releasing(httpx.AsyncByteStream):
                 self._release()
 
 
+def environment_proxy(endpoint: httpx.URL) -> str | None:
+    """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for the endpoint, unless NO_PROXY exempts it."""
+    if urllib.request.proxy_bypass(endpoint.host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(endpoint.scheme) or proxies.get("all")
+
+
 @dataclass
 class Connection:
-    """A pooled httpx client plus the policy for using it. One per FastlyClient."""
+    """A pooled transport plus the policy for using it. One per FastlyClient.
 
-    http: httpx.AsyncClient
+    Requests go straight to the transport rather than through httpx.AsyncClient: the client's work per request
+    (merging URLs and headers, cookies, the auth and redirect flows) was a third of each request's CPU
+    (benchmarks/scale.py), and none of it is wanted here: the token is a fixed header, there are no cookies,
+    and redirects are never followed (one would carry the token to wherever it points).
+    """
+
+    transport: httpx.AsyncBaseTransport
+    base_url: httpx.URL
+    headers: httpx.Headers
+    timeout: httpx.Timeout
     retry: RetryPolicy
     redact: tuple[str, ...]  # strings that must never reach an error message (the token)
     on_response: Callable[[RequestInfo], None] | None = None
@@ -237,7 +258,7 @@ class Connection:
             if write:
                 self.writes_in_flight += 1
             try:
-                response = await self.http.request(route.method, url, params=params, json=body)
+                response = await self._send(route.method, url, params, body)
             except httpx.TransportError as exc:
                 self._report(route, None, started, RateLimit(remaining=None, reset_at=None), type(exc).__name__)
                 if retries_left and (route.idempotent or isinstance(exc, _NOT_SENT)):
@@ -271,6 +292,29 @@ class Connection:
 
             msg, detail = read_error_body(response.content, redact=(*self.redact, *sensitive))
             raise error_for_status(status, msg or response.reason_phrase or f"HTTP {status}", detail, reset_at=reset_at)
+
+    async def _send(
+        self, method: str, path: str, params: Mapping[str, str | int] | None, body: Mapping[str, Any] | None
+    ) -> httpx.Response:
+        url = self.base_url.copy_with(raw_path=self.base_url.raw_path.rstrip(b"/") + path.encode("ascii"))
+        request = httpx.Request(
+            method,
+            url,
+            params=params,
+            headers=self.headers,
+            json=body,
+            extensions={"timeout": self.timeout.as_dict()},
+        )
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
 
     async def _wait_for_write_budget(self) -> None:
         """Hold back a write the last rate-limit headers say Fastly would refuse (the writes in flight count

@@ -11,7 +11,18 @@ from typing import Any, Self, TypeVar
 import httpx
 
 from .. import __version__
-from ._http import Clock, Connection, PooledShards, RequestInfo, RetryPolicy, Route, Sleep, check_endpoint, utc_now
+from ._http import (
+    Clock,
+    Connection,
+    PooledShards,
+    RequestInfo,
+    RetryPolicy,
+    Route,
+    Sleep,
+    check_endpoint,
+    environment_proxy,
+    utc_now,
+)
 from .errors import UnexpectedResponseError
 from .models import (
     ClientKey,
@@ -76,19 +87,18 @@ class FastlyClient:
     ) -> None:
         if not token or not token.strip() or not token.isascii() or not token.isprintable():
             raise ValueError("the Fastly API token must be a non-empty string of printable ASCII")
-        self.endpoint = str(check_endpoint(endpoint)).rstrip("/")
-        http = httpx.AsyncClient(
-            base_url=self.endpoint,
-            headers={"Fastly-Key": token, "Accept": "application/json", "User-Agent": USER_AGENT},
-            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+        url = check_endpoint(endpoint)
+        self.endpoint = str(url).rstrip("/")
+        self._connection = Connection(
             # Small pools rather than one big one (see PooledShards), each keeping all its connections alive:
             # httpcore closes *all* idle connections while it holds more than max_keepalive_connections in total.
-            transport=transport or PooledShards(shards=POOL_SHARDS, per_shard=CONNECTIONS_PER_SHARD),
-            verify=True,  # never configurable: the token and sealed values travel on this connection
-            follow_redirects=False,  # a redirect would carry the token to wherever it points
-        )
-        self._connection = Connection(
-            http=http,
+            # TLS verification is on in every shard and is never configurable: the token and sealed values travel
+            # on these connections.
+            transport=transport
+            or PooledShards(shards=POOL_SHARDS, per_shard=CONNECTIONS_PER_SHARD, proxy=environment_proxy(url)),
+            base_url=url,
+            headers=httpx.Headers({"Fastly-Key": token, "Accept": "application/json", "User-Agent": USER_AGENT}),
+            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
             retry=retry,
             redact=(token,),
             on_response=on_response,
@@ -114,7 +124,7 @@ class FastlyClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._connection.http.aclose()
+        await self._connection.aclose()
 
     # Stores
 
