@@ -9,6 +9,7 @@ import asyncio
 import ipaddress
 import logging
 import random
+import ssl
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -18,8 +19,10 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
+import httpcore
 import httpx
 
+from ._network import AsyncioBackend
 from .errors import RateLimitedError, ServerUnavailableError, error_for_status, read_error_body, redact_text
 from .models import RateLimit
 
@@ -33,6 +36,7 @@ Clock = Callable[[], datetime]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 _READ_METHODS = frozenset({"GET", "HEAD"})  # Fastly does not rate-limit reads
+_URLS_KEPT = 4096  # parsed request URLs kept per connection
 
 
 def utc_now() -> datetime:
@@ -158,9 +162,7 @@ class PooledShards(httpx.AsyncBaseTransport):
         # Certificates always verified; one CA bundle loaded for all shards.
         self.ssl_context = httpx.create_ssl_context()
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        self._shards = [
-            httpx.AsyncHTTPTransport(verify=self.ssl_context, limits=limits, proxy=proxy) for _ in range(shards)
-        ]
+        self._shards = [_shard(self.ssl_context, limits, proxy) for _ in range(shards)]
         self._busy = [0] * shards  # requests each shard is serving, bodies not yet closed
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -181,6 +183,21 @@ class PooledShards(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for shard in self._shards:
             await shard.aclose()
+
+
+def _shard(ssl_context: ssl.SSLContext, limits: httpx.Limits, proxy: str | None) -> httpx.AsyncHTTPTransport:
+    shard = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits, proxy=proxy)
+    if proxy is None:
+        # httpx takes no network backend, so its pool is swapped for the same pool on asyncio streams (see
+        # _network). Through a proxy (rare, and then the proxy dominates) httpx's own pool stays.
+        shard._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncioBackend(),
+        )
+    return shard
 
 
 class _Releasing(httpx.AsyncByteStream):
@@ -234,6 +251,7 @@ class Connection:
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(remaining=None, reset_at=None))
     writes_in_flight: int = 0
     _write_answered: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) per write answered
+    _urls: dict[str, httpx.URL] = field(default_factory=dict)
 
     async def request(
         self,
@@ -296,7 +314,14 @@ class Connection:
     async def _send(
         self, method: str, path: str, params: Mapping[str, str | int] | None, body: Mapping[str, Any] | None
     ) -> httpx.Response:
-        url = self.base_url.copy_with(raw_path=self.base_url.raw_path.rstrip(b"/") + path.encode("ascii"))
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            # Parsed once per path: every write to a store goes to the same URL, and parsing is not free.
+            url = self._urls[path] = self.base_url.copy_with(
+                raw_path=self.base_url.raw_path.rstrip(b"/") + path.encode("ascii")
+            )
         request = httpx.Request(
             method,
             url,
