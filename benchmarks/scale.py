@@ -269,7 +269,14 @@ class ScaleResult:
 
 
 def run_scale(
-    n: int, entries: int, latency: float, concurrency: int, resync_seconds: float, workdir: Path
+    n: int,
+    entries: int,
+    latency: float,
+    concurrency: int,
+    resync_seconds: float,
+    workdir: Path,
+    *,
+    measure_idle: bool = True,
 ) -> ScaleResult:
     fastly = FastlyEmulator(tokens=[TOKEN], latency=latency, seed=n)
     with bench(fastly, workdir) as b:
@@ -309,7 +316,7 @@ def run_scale(
         # Idle: one resync interval from here; each object resyncs about once in it (interval x U(0.9, 1.1)).
         fastly_mark, kube_mark = len(fastly.requests), len(list(b.kube))
         idle_started = time.monotonic()
-        while time.monotonic() - idle_started < resync_seconds:
+        while time.monotonic() - idle_started < (resync_seconds if measure_idle else 0):
             time.sleep(1.0)
             _sample_rss(b)
         idle, idle_kube = _fastly_counts(fastly, fastly_mark), _kube_counts(b.kube, kube_mark)
@@ -508,6 +515,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per Fastly request")
     parser.add_argument("--max-concurrent-reconciles", type=int, default=32)
     parser.add_argument("--resync", type=float, default=0.0, help="idle interval in seconds (default: by N)")
+    parser.add_argument("--no-idle", action="store_true", help="skip the idle resync interval (profiling)")
     parser.add_argument("--rate-limited", action="store_true", help="run the write-limit scenario instead")
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--window", type=float, default=60.0)
@@ -548,7 +556,15 @@ def main() -> None:
             resync = args.resync or (30.0 if n <= 100 else 60.0)
             workdir = Path(tmp) / f"n{n}"
             workdir.mkdir()
-            result = run_scale(n, args.entries, args.latency, args.max_concurrent_reconciles, resync, workdir)
+            result = run_scale(
+                n,
+                args.entries,
+                args.latency,
+                args.max_concurrent_reconciles,
+                resync,
+                workdir,
+                measure_idle=not args.no_idle,
+            )
             print(
                 f"N={n}: all Ready in {result.seconds_to_ready:.1f} s (bound {result.bound_seconds:.1f} s)", flush=True
             )

@@ -12,7 +12,7 @@ import random
 import ssl
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -151,7 +151,8 @@ def _retry_at(headers: httpx.Headers, rate_limit: RateLimit, now: datetime) -> d
 
 
 class PooledShards(httpx.AsyncBaseTransport):
-    """Several small connection pools behind one transport; each request goes to the least busy one.
+    """Several small connection pools behind one transport; each request goes to the least busy one. Answers
+    come back read in full (Fastly's are small JSON documents), so a connection is free again at once.
 
     httpcore's pool checks every connection it holds (a syscall for each idle one) whenever a request starts or
     ends, so its CPU per request grows with its size: with 32 objects reconciled at once, each writing several
@@ -163,22 +164,25 @@ class PooledShards(httpx.AsyncBaseTransport):
         self.ssl_context = httpx.create_ssl_context()
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
         self._shards = [_shard(self.ssl_context, limits, proxy) for _ in range(shards)]
-        self._busy = [0] * shards  # requests each shard is serving, bodies not yet closed
+        self._busy = [0] * shards  # requests each shard is serving
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         index = min(range(len(self._shards)), key=self._busy.__getitem__)
         self._busy[index] += 1
         try:
-            response = await self._shards[index].handle_async_request(request)
-        except BaseException:
+            streamed = await self._shards[index].handle_async_request(request)
+            try:
+                # The raw stream, not Response.aread: its chunkers and timers cost more than this whole read.
+                assert isinstance(streamed.stream, httpx.AsyncByteStream)
+                body = b"".join([chunk async for chunk in streamed.stream])
+            finally:
+                await streamed.aclose()
+        finally:
             self._busy[index] -= 1
-            raise
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Releasing(response.stream, lambda: self._release(index))
-        return response
-
-    def _release(self, index: int) -> None:
-        self._busy[index] -= 1
+        # Built from bytes, the body is decoded (Content-Encoding) and loaded at once.
+        return httpx.Response(
+            streamed.status_code, headers=streamed.headers, content=body, extensions=streamed.extensions
+        )
 
     async def aclose(self) -> None:
         for shard in self._shards:
@@ -198,26 +202,6 @@ def _shard(ssl_context: ssl.SSLContext, limits: httpx.Limits, proxy: str | None)
             network_backend=AsyncioBackend(),
         )
     return shard
-
-
-class _Releasing(httpx.AsyncByteStream):
-    """A response body that tells its shard when it is closed (its connection is free again)."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._stream, self._release = stream, release
-        self._released = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            if not self._released:
-                self._released = True
-                self._release()
 
 
 def environment_proxy(endpoint: httpx.URL) -> str | None:
