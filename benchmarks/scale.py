@@ -10,8 +10,9 @@ written straight into the emulator's store (as a `kubectl apply` of many objects
 For each N: the time from applying all objects until all are Ready for their current generation; Fastly
 requests by kind against the minimum; an idle resync interval (nothing changed); the operator's memory
 (VmRSS / VmHWM of the subprocess); CPU seconds of the operator and of each emulator thread. The bound is what
-Fastly's latency and the concurrency limit allow: sequential Fastly requests per object x N x latency / the
-number of objects reconciled at once.
+Fastly's latency and the operator's concurrency limits allow: N / (objects reconciled at once) x one object's
+first sync alone (its Fastly round trips one after another, writes ENTRY_WRITES_AT_ONCE at a time, and its
+Kubernetes calls).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import math
 import os
 import signal
 import subprocess
@@ -35,6 +37,7 @@ from typing import Any
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator, run_in_thread
 from fastly_secret_store_operator.emulators.kubernetes import KubernetesEmulator
+from fastly_secret_store_operator.reconcile.entries import ENTRY_WRITES_AT_ONCE
 
 TOKEN = "benchmark-token"  # noqa: S105 - the emulator's made-up token
 NAMESPACE = "bench"
@@ -253,12 +256,13 @@ class ScaleResult:
 
     @property
     def sequential_per_object(self) -> int:
-        """Fastly requests one object's first sync makes one after another: lookup, create, entry list, writes."""
-        return 3 + self.entries
+        """Fastly round trips one object's first sync makes one after another: the store lookup, the create,
+        then its entry writes, ENTRY_WRITES_AT_ONCE at a time (a first sync lists no entries)."""
+        return 2 + math.ceil(self.entries / ENTRY_WRITES_AT_ONCE)
 
     @property
     def object_seconds(self) -> float:
-        """One object's first sync, done alone: its sequential Fastly requests plus the Kubernetes calls made
+        """One object's first sync, done alone: its sequential Fastly round trips plus the Kubernetes calls made
         while it holds a slot (two Secret reads, two status patches), at the round trip measured here."""
         return self.sequential_per_object * self.latency + KUBE_CALLS_PER_OBJECT * self.kube_rtt
 
@@ -365,6 +369,7 @@ def print_scale(results: list[ScaleResult]) -> None:
         "bound (s)",
         "ratio",
         "operator CPU (s)",
+        "operator CPU per object (ms)",
         "kube emulator CPU (s)",
         "fastly emulator CPU (s)",
     )
@@ -377,6 +382,7 @@ def print_scale(results: list[ScaleResult]) -> None:
             f"{r.bound_seconds:.1f}",
             f"{r.seconds_to_ready / r.bound_seconds:.2f}",
             f"{r.cpu['operator']:.1f}",
+            f"{r.cpu['operator'] * 1000 / r.n:.0f}",
             f"{r.cpu['kube emulator']:.1f}",
             f"{r.cpu['fastly emulator']:.1f}",
         )
