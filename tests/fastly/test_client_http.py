@@ -143,6 +143,32 @@ class TestRequests:
         await hung_up.wait()
         assert len(peers) == 1
 
+    async def test_a_connection_the_server_closed_is_not_reused(self, token: str) -> None:
+        # Fastly (or a load balancer) closes idle keep-alive connections. A create is never retried once sent,
+        # so sending it into a connection already closed would fail it: it must go out on a fresh one.
+        peers: list[tuple[str, int]] = []
+        closed = asyncio.Event()
+
+        async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peers.append(writer.get_extra_info("peername"))
+            await reader.readuntil(b"\r\n\r\n")
+            body = json.dumps(STORE).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+            writer.close()  # no Connection: close header: the client learns only from the socket
+            await writer.wait_closed()
+            closed.set()
+
+        server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, FastlyClient(token, endpoint=f"http://127.0.0.1:{port}") as client:
+            await client.get_store("7nLoGzCcs1ZbDD8BaX3jKR")
+            await asyncio.wait_for(closed.wait(), 5)
+            closed.clear()
+            store = await client.create_store("checkout")
+        assert store.name == "checkout"
+        assert len(peers) == 2
+
     @pytest.mark.parametrize(
         "configured",
         [pytest.param(2.5, id="float"), pytest.param(httpx.Timeout(1.0, connect=3.0), id="Timeout")],
