@@ -104,7 +104,12 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
+                    # Try the next address after 250 ms (RFC 8305), as anyio does: a cluster with broken IPv6
+                    # egress must not wait out a connect timeout on every new connection.
+                    happy_eyeballs_delay=0.25,
                 )
         except TimeoutError:
             raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from None
