@@ -330,6 +330,10 @@ def run_scale(
         stop_operator(b)
         if not_ready:
             print(f"warning: {not_ready} objects left Ready during the idle interval", file=sys.stderr)
+        # Anything the operator warned about (a retry, a failed call) explains a slow run: show it.
+        warnings = [line for line in b.log.read_text().splitlines() if "[WARNING" in line or "[ERROR" in line]
+        for line in warnings[:10]:
+            print(f"operator log: {line}", file=sys.stderr)
         return ScaleResult(
             n=n,
             entries=entries,

@@ -101,10 +101,11 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     settings.scanning.disabled = config.namespaced
     # Kubernetes calls run in threads (the client is synchronous): enough of them that every reconcile slot can
     # have one in flight, beyond the default executor's min(32, cores + 4).
+    threads = config.max_concurrent_reconciles + 8
     asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(config.max_concurrent_reconciles + 8, thread_name_prefix="kube")
+        concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="kube")
     )
-    api_client = kube.load_config(config.kubeconfig)
+    api_client = kube.load_config(config.kubeconfig, connections=threads)
     api = kube.KubeApi(api_client)
     key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
     metrics: Metrics = memo.metrics

@@ -28,8 +28,10 @@ API_ERRORS: tuple[type[Exception], ...] = (kubernetes.client.ApiException, urlli
 REQUEST_TIMEOUT = (5.0, 30.0)
 
 
-def load_config(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
-    """The in-cluster service account when there is one, else the usual kubeconfig."""
+def load_config(kubeconfig: str | None = None, *, connections: int | None = None) -> kubernetes.client.ApiClient:
+    """The in-cluster service account when there is one, else the usual kubeconfig. `connections`: the most
+    requests in flight at once (one per thread making calls); a smaller pool would open and discard a connection
+    for every request beyond it."""
     configuration = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -37,6 +39,8 @@ def load_config(kubeconfig: str | None = None) -> kubernetes.client.ApiClient:
         kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, client_configuration=configuration
         )
+    if connections is not None:
+        configuration.connection_pool_maxsize = connections
     return kubernetes.client.ApiClient(configuration)
 
 
@@ -51,8 +55,9 @@ def call(
     read_timeout: float = REQUEST_TIMEOUT[1],
 ) -> Any:
     """One request to the API server, through the client's configuration and credentials, without its generated
-    API classes: CoreV1Api alone costs 22 MiB of memory to import. Returns the raw urllib3 response (read it, or
-    stream it); raises ApiException on an error status. Blocking: run it in a thread."""
+    API classes: CoreV1Api alone costs 22 MiB of memory to import. Returns the raw urllib3 response, unread, to
+    stream (a watch); `request` reads one whole. Raises ApiException on an error status. Blocking: run it in a
+    thread."""
     method, url, header_params, serialized, _ = api_client.param_serialize(
         method,
         path,
@@ -65,8 +70,27 @@ def call(
         method, url, header_params=header_params, body=serialized, _request_timeout=(REQUEST_TIMEOUT[0], read_timeout)
     )
     if not 200 <= response.status < 300:
+        _finish(response.response)
         raise kubernetes.client.ApiException(status=response.status, reason=response.reason)
     return response.response
+
+
+def request(api_client: kubernetes.client.ApiClient, method: str, path: str, **options: Any) -> bytes:
+    """`call`, with the response body read in full and the connection handed back to the pool."""
+    response = call(api_client, method, path, **options)
+    try:
+        return bytes(response.data)
+    finally:
+        response.release_conn()
+
+
+def _finish(response: urllib3.BaseHTTPResponse) -> None:
+    # The client never preloads a body: a connection released with its answer unread would be handed to the next
+    # request with that answer still in it (http.client's ResponseNotReady, or a new connection every time).
+    try:
+        response.drain_conn()
+    finally:
+        response.release_conn()
 
 
 def _missing(error: kubernetes.client.ApiException) -> bool:
@@ -88,19 +112,15 @@ class KubeApi:
         return {key: base64.b64decode(value) for key, value in (body.get("data") or {}).items()}
 
     def _read_secret_json(self, namespace: str, name: str) -> dict[str, Any]:
-        response = call(self._api, "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}")
-        try:
-            body: dict[str, Any] = json.loads(response.data)
-        finally:
-            response.release_conn()
+        body: dict[str, Any] = json.loads(request(self._api, "GET", f"/api/v1/namespaces/{namespace}/secrets/{name}"))
         return body
 
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """Merge-patch the status subresource; an object already gone needs no status."""
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
         try:
-            response = await asyncio.to_thread(
-                call,
+            await asyncio.to_thread(
+                request,
                 self._api,
                 "PATCH",
                 path,
@@ -110,8 +130,6 @@ class KubeApi:
         except kubernetes.client.ApiException as error:
             if not _missing(error):
                 raise
-        else:
-            response.release_conn()
 
     async def fingerprint_key(self, namespace: str, name: str) -> bytes:
         """The operator's HMAC key, from its own Secret; created on first start."""
@@ -124,7 +142,9 @@ class KubeApi:
                 "data": {FINGERPRINT_KEY_FIELD: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()},
             }
             try:
-                await asyncio.to_thread(call, self._api, "POST", f"/api/v1/namespaces/{namespace}/secrets", body=body)
+                await asyncio.to_thread(
+                    request, self._api, "POST", f"/api/v1/namespaces/{namespace}/secrets", body=body
+                )
                 logger.info("Created the fingerprint key Secret %s/%s", namespace, name)
             except kubernetes.client.ApiException as error:
                 if getattr(error, "status", None) != 409:  # another replica won the race: read theirs

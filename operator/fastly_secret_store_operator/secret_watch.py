@@ -82,12 +82,18 @@ class SecretWatch:
         response = kube.call(
             self._api, "GET", path, query=query, headers={"Accept": _METADATA_ONLY}, read_timeout=WATCH_SECONDS + 30
         )
+        ended = False
         try:
             for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
                 if self._stopping.is_set():
-                    break
+                    return resource_version
                 resource_version = self._handle(json.loads(line), resource_version)
+            ended = True
         finally:
+            # Only a stream read to its end may go back to the pool the operator's other calls share: one left
+            # mid-stream would hand its next request the rest of this watch. (Closed here, by its own reader.)
+            if not ended:
+                response.close()
             response.release_conn()
         return resource_version
 
