@@ -173,4 +173,5 @@ class TestSecretsNeverLeak:
         assert token not in caplog.text
         assert SEALED.secret not in caplog.text
         assert token not in repr(api.client)
+        assert token not in repr(api.client._connection) + str(vars(api.client))  # nor in what it holds
         assert SEALED.secret not in repr(SEALED)

@@ -224,10 +224,10 @@ class Connection:
 
     transport: httpx.AsyncBaseTransport
     base_url: httpx.URL
-    headers: httpx.Headers
+    headers: httpx.Headers = field(repr=False)  # the token is one of them
     timeout: httpx.Timeout
     retry: RetryPolicy
-    redact: tuple[str, ...]  # strings that must never reach an error message (the token)
+    redact: tuple[str, ...] = field(repr=False)  # strings that must never reach an error message (the token)
     on_response: Callable[[RequestInfo], None] | None = None
     sleep: Sleep = asyncio.sleep
     clock: Clock = utc_now
