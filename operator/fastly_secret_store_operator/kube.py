@@ -80,6 +80,9 @@ def request(api_client: kubernetes.client.ApiClient, method: str, path: str, **o
     response = call(api_client, method, path, **options)
     try:
         return bytes(response.data)
+    except BaseException:
+        response.close()  # read part way (a timeout): this connection must not serve another request
+        raise
     finally:
         response.release_conn()
 
