@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 
 import kubernetes
 import pytest
@@ -45,8 +46,8 @@ async def test_status_patches_and_reads_share_one_connection(emulator: Kubernete
     api_client.close()  # type: ignore[no-untyped-call]
 
 
-def test_the_pool_holds_a_connection_per_calling_thread(emulator: KubernetesEmulator, tmp_path: object) -> None:
-    kubeconfig = emulator.write_kubeconfig(f"{tmp_path}/kubeconfig")
+def test_the_pool_holds_a_connection_per_calling_thread(emulator: KubernetesEmulator, tmp_path: Path) -> None:
+    kubeconfig = emulator.write_kubeconfig(tmp_path / "kubeconfig")
     api_client = kube.load_config(str(kubeconfig), connections=40)
     assert api_client.configuration.connection_pool_maxsize == 40
     api_client.close()  # type: ignore[no-untyped-call]
