@@ -16,7 +16,7 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from fastly_secret_store_operator.connections import ConnectionPool, FastlyOptions
+from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.object import Environment, ObjectView, reconcile_object
@@ -56,7 +56,7 @@ async def run(entries: int) -> list[tuple[str, int, Counter[str]]]:
     spec: dict[str, Any] = {"apiTokenSecretRef": {"name": "token"}, "entriesFrom": [{"secretRef": {"name": "app"}}]}
     rows = []
     async with FastlyEmulator(tokens=[TOKEN]) as fastly:
-        pool = ConnectionPool(FastlyOptions(endpoint=fastly.url, trust_api_signing_key=True))
+        pool = SessionPool(FastlyOptions(endpoint=fastly.url, trust_api_signing_key=True))
         env = Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"b" * 32))
         status: dict[str, Any] = {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastly_secret_store_operator.connections import FastlyOptions
+from fastly_secret_store_operator.sessions import FastlyOptions
 
 FINALIZER = "fastly.operator.dev/finalizer"
 ANNOTATION_PREFIX = "fastly.operator.dev"
@@ -27,3 +27,5 @@ class OperatorConfig:
     max_backoff: float = 300.0
     #: Wait, in seconds, before retrying a stalled object when nothing it reads has changed.
     stalled_retry: float = 300.0
+    #: Seconds a store create whose answer was lost may still land before its name may be created again.
+    create_grace: float = 60.0

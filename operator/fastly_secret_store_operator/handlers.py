@@ -1,62 +1,27 @@
 """Kopf handlers: thin wiring from cluster events to the reconcile functions.
 
 Each FastlySecretStore gets one sync loop (a Kopf daemon) that reconciles it, then sleeps until its spec
-changes, a Secret it reads changes, a retry is due or its resync interval passes. Deletion is a Kopf delete
-handler behind the finalizer.
+changes, a Secret it reads changes, the store it waits for is released, a retry is due or its resync interval
+passes. Deletion is a Kopf delete handler behind the finalizer. An index of every object's claim on a store
+name decides who manages which store.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import logging
-import random
-import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import kopf
 
-from fastly_secret_store_operator import health, kube
-from fastly_secret_store_operator.config import (
-    ANNOTATION_PREFIX,
-    FINALIZER,
-    RECONCILE_REQUESTED_ANNOTATION,
-    OperatorConfig,
-)
-from fastly_secret_store_operator.connections import ConnectionPool
-from fastly_secret_store_operator.metrics import Metrics
-from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find
-from fastly_secret_store_operator.reconcile.errors import ReconcileError
-from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
-from fastly_secret_store_operator.reconcile.object import (
-    Environment,
-    Event,
-    ObjectView,
-    ReconcileResult,
-    finalize_object,
-    reconcile_object,
-)
-from fastly_secret_store_operator.reconcile.spec import parse_spec
-from fastly_secret_store_operator.secret_watch import SecretWatch
-from fastly_secret_store_operator.tracking import Tracked, Tracker
+from fastly_secret_store_operator import health, kube, passes
+from fastly_secret_store_operator.config import ANNOTATION_PREFIX, FINALIZER, RECONCILE_REQUESTED_ANNOTATION
+from fastly_secret_store_operator.reconcile.ownership import claim_from_object
+from fastly_secret_store_operator.runtime import Runtime, start_runtime, stop_runtime
 from fastly_secret_store_operator.waiting import wait_for_wake
 
 RESOURCE = (kube.GROUP, kube.VERSION, kube.PLURAL)
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Runtime:
-    config: OperatorConfig
-    kube: kube.KubeApi
-    connections: ConnectionPool
-    env: Environment
-    tracker: Tracker
-    slots: asyncio.Semaphore
-    metrics: Metrics
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -94,140 +59,35 @@ def _runtime(memo: Any) -> Runtime:
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
-    config: OperatorConfig = memo.config
+async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     configure(settings)
     # Watching listed namespaces needs no cluster-wide namespace listing (and the RBAC does not grant it).
-    settings.scanning.disabled = config.namespaced
-    # Kubernetes calls run in threads (the client is synchronous): enough of them that every reconcile slot can
-    # have one in flight, beyond the default executor's min(32, cores + 4).
-    threads = config.max_concurrent_reconciles + 8
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="kube")
-    )
-    api_client = kube.load_config(config.kubeconfig, connections=threads)
-    api = kube.KubeApi(api_client)
-    key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
-    metrics: Metrics = memo.metrics
-    connections = ConnectionPool(config.fastly, on_response=metrics.observe_fastly)
-    memo.runtime = Runtime(
-        config=config,
-        kube=api,
-        connections=connections,
-        env=Environment(secrets=api, connect=connections, fingerprinter=Fingerprinter(key)),
-        tracker=Tracker(),
-        slots=asyncio.Semaphore(config.max_concurrent_reconciles),
-        metrics=metrics,
-    )
-    # Secret edits wake the objects that read them; see secret_watch for why this is not a Kopf handler.
-    namespaces = config.namespaces if config.namespaced else ()
-    memo.secret_watch = SecretWatch(
-        api_client, namespaces, memo.runtime.tracker.wake_readers, asyncio.get_running_loop()
-    )
-    memo.secret_watch.start()
-    logger.info("Fastly endpoint %s", config.fastly.endpoint)
+    settings.scanning.disabled = memo.config.namespaced
+    memo.runtime = await start_runtime(memo.config, memo.metrics)
 
 
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
-    watch: SecretWatch | None = getattr(memo, "secret_watch", None)
-    if watch is not None:
-        watch.stop()
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
-        await runtime.connections.aclose()
+        await stop_runtime(runtime)
 
 
-def _view(tracked: Tracked, body: kopf.Body, uid: str) -> ObjectView:
-    status = tracked.status if tracked.status is not None else dict(body.get("status") or {})
-    return ObjectView(
-        namespace=tracked.namespace,
-        name=tracked.name,
-        generation=body.metadata.get("generation"),
-        spec=dict(body.spec),
-        status=status,
+@kopf.index(*RESOURCE)
+async def store_claims(body: kopf.Body, uid: str, namespace: str | None, name: str, memo: Any, **_: Any) -> Any:
+    """Every object's claim on the store its spec names, from its recorded status (see reconcile.ownership)."""
+    claim = claim_from_object(
         uid=uid,
+        namespace=namespace or "",
+        name=name,
+        created=str(body.metadata.get("creationTimestamp") or ""),
+        spec=body.spec,
+        status=body.get("status") or {},
     )
-
-
-def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch turning `old` into `new` (top-level keys; None removes a key)."""
-    patch = {key: value for key, value in new.items() if old.get(key) != value}
-    patch.update({key: None for key in old if key not in new})
-    return patch
-
-
-async def _record(runtime: Runtime, tracked: Tracked, body: kopf.Body, new: dict[str, Any]) -> None:
-    """Write `new` as the status. What it says happened in Fastly is remembered even if the write fails, so the
-    next pass does not redo (and pay for) writes that already happened."""
-    tracked.status = new
-    persisted = tracked.persisted if tracked.persisted is not None else dict(body.get("status") or {})
-    patch = merge_patch(persisted, new)
-    if patch:
-        await runtime.kube.patch_status(tracked.namespace, tracked.name, patch)
-    tracked.persisted = new
-
-
-def _post(body: kopf.Body, events: list[Event]) -> None:
-    for event in events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-
-
-async def _reconcile_once(
-    runtime: Runtime, tracked: Tracked, body: kopf.Body, uid: str, *, resync: bool
-) -> ReconcileResult | None:
-    """One pass, or None when the object is being deleted: from then on only the delete handler acts on it
-    (a late pass could otherwise recreate the store the delete handler just deleted)."""
-    async with runtime.slots, tracked.lock:
-        if tracked.finalizing or body.metadata.get("deletionTimestamp"):
-            return None
-        view = _view(tracked, body, uid)
-        # Recorded first, so a spec change or Secret edit during this pass wakes the loop for another one.
-        tracked.reconciled_generation = view.generation
-        tracked.requested = body.metadata.annotations.get(RECONCILE_REQUESTED_ANNOTATION)
-        with contextlib.suppress(ReconcileError):
-            runtime.tracker.set_secrets(uid, tracked, parse_spec(view.spec, default_name=view.name).referenced_secrets)
-
-        async def mark_create_requested(requested_at: str) -> None:
-            # Remembered before it is written: whatever fails next, the next pass knows a create went out.
-            tracked.status = {**(tracked.status or view.status), "createRequestedAt": requested_at}
-            await runtime.kube.patch_status(tracked.namespace, tracked.name, {"createRequestedAt": requested_at})
-            tracked.persisted = {**(tracked.persisted or view.status), "createRequestedAt": requested_at}
-
-        started = time.monotonic()
-        result = await reconcile_object(view, runtime.env, resync=resync, mark_create_requested=mark_create_requested)
-        runtime.metrics.observe_reconcile(result.outcome.reason, time.monotonic() - started)
-        runtime.metrics.observe_entries(result.entries_written, result.entries_skipped)
-        if result.connection is not None:
-            tracked.connection = result.connection
-        await _record(runtime, tracked, body, result.status)
-    _post(body, result.events)
-    return result
-
-
-def _api_error(error: Exception) -> str:
-    """A short description of a Kubernetes API failure; never the response body (it may echo what was sent)."""
-    status = getattr(error, "status", None)
-    return f"HTTP {status} {getattr(error, 'reason', '')}".strip() if status else type(error).__name__
-
-
-def _backoff(config: OperatorConfig, failures: int) -> float:
-    """Exponential, jittered, bounded: 2, 4, 8 … seconds up to config.max_backoff."""
-    return min(config.max_backoff, 2.0 ** min(failures, 16)) * random.uniform(0.8, 1.2)
-
-
-def _next_delay(result: ReconcileResult, config: OperatorConfig, failures: int) -> float | None:
-    """Seconds until the next pass, or None to wait for a change only."""
-    if result.retry_after is not None:
-        # Never sooner than the backoff: a reset time already past (clock skew) must not make a 1-second loop.
-        return max(result.retry_after, _backoff(config, failures))
-    if result.outcome.ready:
-        interval = result.spec.resync_seconds if result.spec else 0.0
-        # Spread resyncs so objects created together do not all check Fastly at the same moment.
-        return interval * random.uniform(0.9, 1.1) if interval else None
-    if result.outcome.stalled:
-        return config.stalled_retry
-    return _backoff(config, failures)
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    if runtime is not None:
+        runtime.owners.observed(claim)
+    return {claim.store_name: claim}
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=5.0)
@@ -238,31 +98,20 @@ async def keep_in_sync(
     namespace: str | None,
     name: str,
     memo: Any,
-    **_: Any,
+    **indexes: Any,
 ) -> None:
     runtime = _runtime(memo)
+    runtime.owners.bind(indexes["store_claims"])
     tracked = runtime.tracker.track(uid, namespace or "", name)
     resync, failures = False, 0
     while not stopped:
         tracked.wake.clear()
-        try:
-            result = await _reconcile_once(runtime, tracked, body, uid, resync=resync)
-        except kube.API_ERRORS as error:
-            # A Secret read or a status write failed (a conflict, the API server restarting): retry soon, with
-            # backoff, rather than let the daemon fail (Kopf would restart it only after a minute).
-            failures += 1
-            backoff = _backoff(runtime.config, failures)
-            logger.warning("Kubernetes API call failed (%s); retrying in %.1fs", _api_error(error), backoff)
-            resync = False
-            await wait_for_wake(tracked.wake, stopped, backoff)
-            continue
-        if result is None:
+        verdict = await passes.run_pass(runtime, tracked, body, uid, resync=resync, failures=failures)
+        if verdict is None:
             return  # being deleted: the delete handler takes over
-        runtime.metrics.set_object_state(uid, result.outcome.ready, result.outcome.reason)
-        failures = 0 if result.outcome.ready else failures + 1
-        delay = _next_delay(result, runtime.config, failures)
-        woken = await wait_for_wake(tracked.wake, stopped, delay)
-        resync = not woken and result.outcome.ready
+        failures = verdict.failures
+        woken = await wait_for_wake(tracked.wake, stopped, verdict.delay)
+        resync = not woken and verdict.ready
 
 
 def _needs_attention(type: str, body: kopf.Body, uid: str, memo: Any, **_: Any) -> bool:
@@ -280,12 +129,13 @@ def _needs_attention(type: str, body: kopf.Body, uid: str, memo: Any, **_: Any) 
 @kopf.on.event(*RESOURCE, when=_needs_attention)
 async def notice_object_change(type: str, body: kopf.Body, uid: str, memo: Any, **_: Any) -> None:
     """Wake the sync loop when the spec changed or a reconcile was requested by annotation; forget an object
-    that went without our delete handler (its finalizer removed by hand).
+    that went (its claim with it, which wakes whoever waits for its store).
 
     Async on purpose: Kopf runs sync handlers in threads, and asyncio.Event is not thread-safe."""
     runtime = _runtime(memo)
     if type == "DELETED":
         runtime.tracker.forget(uid)
+        runtime.owners.forget(uid)
         runtime.metrics.forget_object(uid)
         return
     tracked = runtime.tracker.get(uid)
@@ -297,34 +147,15 @@ async def notice_object_change(type: str, body: kopf.Body, uid: str, memo: Any, 
 
 @kopf.on.delete(*RESOURCE)
 async def finalize(
-    body: kopf.Body, uid: str, namespace: str | None, name: str, retry: int, memo: Any, **_: Any
+    body: kopf.Body,
+    uid: str,
+    namespace: str | None,
+    name: str,
+    retry: int,
+    memo: Any,
+    **indexes: Any,
 ) -> None:
     runtime = _runtime(memo)
+    runtime.owners.bind(indexes["store_claims"])
     tracked = runtime.tracker.track(uid, namespace or "", name)
-    tracked.finalizing = True
-    tracked.wake.set()  # a sync loop waiting for its next pass sees the flag and exits
-    async with tracked.lock:
-        view = _view(tracked, body, uid)
-        try:
-            result = await finalize_object(view, runtime.env, last_connection=tracked.connection)
-        except kube.API_ERRORS as error:
-            # Reading the token Secret failed: retry soon (Kopf's default for a failed handler is a minute).
-            delay = min(60.0, 2.0 * 2 ** min(retry, 5))
-            raise kopf.TemporaryError(f"Kubernetes API call failed ({_api_error(error)})", delay=delay) from None
-        except ReconcileError as error:
-            runtime.metrics.set_object_state(uid, False, error.reason)
-            outcome = Outcome(error.reason, error.message, stalled=error.stalled)
-            status = dict(view.status)
-            status["conditions"] = build_conditions(outcome, view.status.get("conditions") or (), view.generation)
-            ready = find(view.status.get("conditions") or (), "Ready")
-            with contextlib.suppress(*kube.API_ERRORS):  # the condition is a report; the retry below is what counts
-                await _record(runtime, tracked, body, status)
-            if ready is None or ready.get("message") != error.message:
-                kopf.warn(body, reason=error.reason, message=error.message)
-            # Back off, but not so far that a fix (a restored token, deletionPolicy: Retain) waits long.
-            delay = error.retry_after or min(60.0, 2.0 * 2 ** min(retry, 5))
-            raise kopf.TemporaryError(error.message, delay=delay) from None
-    runtime.tracker.forget(uid)
-    runtime.metrics.forget_object(uid)
-    if result.event is not None:
-        _post(body, [result.event])
+    await passes.run_finalize(runtime, tracked, body, uid, retry=retry)

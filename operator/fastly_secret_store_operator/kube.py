@@ -96,6 +96,21 @@ def _finish(response: urllib3.BaseHTTPResponse) -> None:
         response.release_conn()
 
 
+def status_of(error: Exception) -> int | None:
+    status = getattr(error, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def is_forbidden(error: Exception) -> bool:
+    return status_of(error) == 403
+
+
+def describe(error: Exception) -> str:
+    """A short description of a failed call; never the response body (it may echo what was sent)."""
+    status = getattr(error, "status", None)
+    return f"HTTP {status} {getattr(error, 'reason', '') or ''}".strip() if status else type(error).__name__
+
+
 def _missing(error: kubernetes.client.ApiException) -> bool:
     return getattr(error, "status", None) == 404
 

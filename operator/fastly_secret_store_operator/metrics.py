@@ -12,6 +12,7 @@ import re
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable
+from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import (
@@ -90,6 +91,40 @@ class ObjectStates(Collector):
         yield family
 
 
+class TokenExpiries(Collector):
+    """When each account's API tokens expire (the soonest per account), from GET /tokens/self; the account id is
+    no secret and there are few of them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._expiries: dict[str, tuple[str, float]] = {}
+
+    def set(self, uid: str, account_id: str, expires_at: datetime | None) -> None:
+        with self._lock:
+            if expires_at is None:
+                self._expiries.pop(uid, None)
+            else:
+                self._expiries[uid] = (account_id, expires_at.timestamp())
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._expiries.pop(uid, None)
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            soonest: dict[str, float] = {}
+            for account, when in self._expiries.values():
+                soonest[account] = min(when, soonest.get(account, when))
+        family = GaugeMetricFamily(
+            PREFIX + "token_expiry_timestamp_seconds",
+            "When the soonest-expiring Fastly API token in use for an account expires (Unix time).",
+            labels=("account_id",),
+        )
+        for account, when in sorted(soonest.items()):
+            family.add_metric((account,), when)
+        yield family
+
+
 class Metrics:
     """The operator's metrics, registered in one registry (a fresh one unless given)."""
 
@@ -141,6 +176,8 @@ class Metrics:
         )
         self.objects = ObjectStates()
         registry.register(self.objects)
+        self.token_expiries = TokenExpiries()
+        registry.register(self.token_expiries)
         self._server: tuple[WSGIServer, threading.Thread] | None = None
 
     def observe_reconcile(self, reason: str, seconds: float) -> None:
@@ -164,6 +201,10 @@ class Metrics:
 
     def forget_object(self, uid: str) -> None:
         self.objects.forget(uid)
+        self.token_expiries.forget(uid)
+
+    def set_token_expiry(self, uid: str, account_id: str, expires_at: datetime | None) -> None:
+        self.token_expiries.set(uid, account_id, expires_at)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> tuple[WSGIServer, threading.Thread]:  # noqa: S104 - scraped from other pods
         """Serve the exposition from a daemon thread until `shutdown()`; returns the server and its thread."""

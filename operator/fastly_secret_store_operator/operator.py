@@ -11,8 +11,8 @@ import kopf
 
 from fastly_secret_store_operator import handlers, health, kube
 from fastly_secret_store_operator.config import OperatorConfig
-from fastly_secret_store_operator.connections import FastlyOptions
 from fastly_secret_store_operator.metrics import Metrics
+from fastly_secret_store_operator.sessions import FastlyOptions
 
 
 @dataclass(frozen=True, slots=True)

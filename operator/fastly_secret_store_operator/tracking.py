@@ -11,7 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastly_secret_store_operator.reconcile.object import Connection
+from fastly_secret_store_operator.reconcile.session import FastlySession
 
 logger = logging.getLogger(__name__)
 
@@ -25,22 +25,25 @@ class Tracked:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: The status as the operator knows it (what happened in Fastly), even when writing it failed.
     status: dict[str, Any] | None = None
-    #: The status as last written to the cluster; newer than the watched body until the watch catches up.
-    persisted: dict[str, Any] | None = None
     #: Set by the delete handler: no sync pass may start after it.
     finalizing: bool = False
     reconciled_generation: int | None = None
     #: The last seen value of the reconcile-requested annotation.
     requested: str | None = None
     secrets: frozenset[str] = frozenset()
-    #: The Fastly connection of the last pass (in memory only), for a deletion after the token Secret is gone.
-    connection: Connection | None = None
+    #: The Fastly session of the last pass (in memory only), for a deletion after the token Secret is gone.
+    session: FastlySession | None = None
+    #: The last pass, kept referenced while it runs (it outlives a cancelled sync loop).
+    running: asyncio.Future[Any] | None = None
+    #: The store name this object waits for (StoreInUse), if any.
+    waiting_for: str | None = None
 
 
 class Tracker:
     def __init__(self) -> None:
         self._objects: dict[str, Tracked] = {}
         self._readers: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+        self._waiting: defaultdict[str, set[str]] = defaultdict(set)
 
     def track(self, uid: str, namespace: str, name: str) -> Tracked:
         tracked = self._objects.get(uid)
@@ -55,6 +58,26 @@ class Tracker:
         tracked = self._objects.pop(uid, None)
         if tracked is not None:
             self.set_secrets(uid, tracked, frozenset())
+            self.set_waiting(uid, tracked, None)
+
+    def set_waiting(self, uid: str, tracked: Tracked, store_name: str | None) -> None:
+        """Remember that the object waits for another one to release `store_name` (None: waits for nothing)."""
+        if tracked.waiting_for is not None:
+            waiting = self._waiting[tracked.waiting_for]
+            waiting.discard(uid)
+            if not waiting:
+                del self._waiting[tracked.waiting_for]
+        tracked.waiting_for = store_name
+        if store_name is not None:
+            self._waiting[store_name].add(uid)
+
+    def wake_waiting(self, store_name: str) -> None:
+        """The claims on `store_name` changed: wake the objects waiting for it."""
+        for uid in self._waiting.get(store_name, set()):
+            tracked = self._objects.get(uid)
+            if tracked is not None:
+                logger.debug("Claims on store %s changed: waking %s/%s", store_name, tracked.namespace, tracked.name)
+                tracked.wake.set()
 
     def set_secrets(self, uid: str, tracked: Tracked, secrets: frozenset[str]) -> None:
         for secret in tracked.secrets - secrets:

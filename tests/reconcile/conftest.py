@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from reconcile_support import TOKEN, DictSecrets
 
-from fastly_secret_store_operator.connections import ConnectionPool, FastlyOptions
+from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.object import Environment
@@ -28,6 +28,6 @@ def secrets() -> DictSecrets:
 
 @pytest.fixture
 async def env(fastly: FastlyEmulator, secrets: DictSecrets) -> AsyncIterator[Environment]:
-    pool = ConnectionPool(FastlyOptions(endpoint=fastly.url, trust_api_signing_key=True))
+    pool = SessionPool(FastlyOptions(endpoint=fastly.url, trust_api_signing_key=True))
     yield Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"k" * 32))
     await pool.aclose()

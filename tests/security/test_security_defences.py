@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 from fastly_secret_store_operator.cli import check_endpoint
-from fastly_secret_store_operator.connections import ConnectionPool, FastlyOptions
+from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.fastly import FastlyClient
 from fastly_secret_store_operator.reconcile.conditions import find
@@ -57,7 +57,7 @@ async def test_the_pinned_signing_key_refuses_a_foreign_client_key() -> None:
     """Without --trust-api-signing-key, only Fastly's production key is trusted: the emulator's is not."""
     secrets = Secrets({("shop", "token"): {"token": TOKEN.encode()}, ("shop", "app"): {"KEY": b"value"}})
     async with FastlyEmulator(tokens=[TOKEN]) as fastly:
-        pool = ConnectionPool(FastlyOptions(endpoint=fastly.url))  # trust_api_signing_key defaults to False
+        pool = SessionPool(FastlyOptions(endpoint=fastly.url))  # trust_api_signing_key defaults to False
         env = Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"s" * 32))
         spec = {"apiTokenSecretRef": {"name": "token"}, "entriesFrom": [{"secretRef": {"name": "app"}}]}
         result = await reconcile_object(ObjectView("shop", "x", 1, spec, {}), env, mark_create_requested=_noop)
@@ -75,7 +75,7 @@ async def test_the_pinned_signing_key_refuses_a_foreign_client_key() -> None:
 async def test_tokens_come_only_from_the_objects_own_namespace() -> None:
     """The reference has no namespace field; a stray one is ignored, never followed."""
     secrets = Secrets({("other", "token"): {"token": TOKEN.encode()}})
-    pool = ConnectionPool(FastlyOptions(endpoint="http://127.0.0.1:9"))
+    pool = SessionPool(FastlyOptions(endpoint="http://127.0.0.1:9"))
     env = Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"s" * 32))
     spec = {"apiTokenSecretRef": {"name": "token", "namespace": "other"}}
     result = await reconcile_object(ObjectView("shop", "x", 1, spec, {}), env, mark_create_requested=_noop)

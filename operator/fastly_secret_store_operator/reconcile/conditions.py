@@ -6,12 +6,14 @@ the operator cannot make progress until somebody acts. kstatus maps them to InPr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 READY, RECONCILING, STALLED = "Ready", "Reconciling", "Stalled"
+#: The longest condition message: the status stays small whatever the input (1,000 entries, 255-byte names).
+MAX_MESSAGE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +28,27 @@ class Outcome:
     @property
     def reconciling(self) -> bool:
         return not self.ready and not self.stalled
+
+
+def limit_message(parts: Sequence[str], *, suffix: str = "", limit: int = MAX_MESSAGE) -> str:
+    """Join `parts` with "; " into at most `limit` characters, ending "…and N more" when some are left out."""
+    shown: list[str] = []
+    used = len(suffix)
+    for index, part in enumerate(parts):
+        left = len(parts) - index - 1
+        room = limit - used - (len(f"; …and {left} more") if left else 0)
+        if len(part) + 2 > room:
+            if shown:
+                return "; ".join(shown) + f"; …and {len(parts) - index} more" + suffix
+            more = f" …and {left} more" if left else ""
+            return part[: max(0, limit - len(suffix) - len(more) - 1)] + "…" + more + suffix
+        shown.append(part)
+        used += len(part) + 2
+    return "; ".join(shown) + suffix
+
+
+def _bounded(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
 
 
 def rfc3339(moment: datetime) -> str:
@@ -56,7 +79,7 @@ def build_conditions(
             "type": kind,
             "status": status,
             "reason": outcome.reason,
-            "message": outcome.message,
+            "message": _bounded(outcome.message),
             "lastTransitionTime": transition or stamp,
         }
         if generation is not None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastly_secret_store_operator.fastly import (
     MAX_VALUE_BYTES,
+    ClientKeyRejectedError,
     FastlyClient,
     FastlyError,
     InvalidRequestError,
@@ -23,12 +24,16 @@ from fastly_secret_store_operator.fastly import (
     Secret,
 )
 from fastly_secret_store_operator.reconcile.conditions import rfc3339
+from fastly_secret_store_operator.reconcile.errors import ReconcileError
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
-from fastly_secret_store_operator.reconcile.sources import SecretReader
-from fastly_secret_store_operator.reconcile.spec import MAX_NAME_BYTES, NAME_PATTERN, StoreSpec
+from fastly_secret_store_operator.reconcile.sources import SecretReader, SecretReadError
+from fastly_secret_store_operator.reconcile.spec import StoreSpec, name_problem
 
 #: Entry writes one object keeps in flight at once (objects at once are bounded by --max-concurrent-reconciles).
 ENTRY_WRITES_AT_ONCE = 4
+#: Entries one object may hold: entries plus every key of every entriesFrom Secret. Bounds the status (well under
+#: the API server's 1.5 MiB object limit with 255-byte names) and one object's share of Fastly's write budget.
+MAX_ENTRIES = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,44 +84,72 @@ class DesiredEntries:
 
 
 async def resolve_entries(reader: SecretReader, namespace: str, spec: StoreSpec) -> DesiredEntries:
-    """The values the spec asks for, read from Secrets in the object's namespace (each Secret read once)."""
+    """The values the spec asks for, read from Secrets in the object's namespace (each Secret read once).
+
+    Raises TooManyEntries before anything is written when the sources give more than MAX_ENTRIES names."""
     desired = DesiredEntries()
     cache: dict[str, Mapping[str, bytes] | None] = {}
+    #: entry name -> (where it comes from, its value), for every source that gives it.
+    offered: dict[str, list[tuple[str, bytes]]] = {}
 
-    async def read(name: str) -> Mapping[str, bytes] | None:
+    async def read(name: str, entry: str) -> Mapping[str, bytes] | SecretReadError | None:
         if name not in cache:
-            cache[name] = await reader.read_secret(namespace, name)
+            try:
+                cache[name] = await reader.read_secret(namespace, name)
+            except SecretReadError as error:
+                if not error.forbidden:
+                    raise  # the API server is failing: the whole pass is retried
+                desired.complete = False
+                desired.problems.append(EntryProblem(entry, "SecretForbidden", error.message))
+                return error
         return cache[name]
 
-    for source in spec.entries_from:
-        data = await read(source.secret)
+    total = len(spec.entries)
+    for index, source in enumerate(spec.entries_from):
+        data = await read(source.secret, f"{source.prefix}*")
+        if isinstance(data, SecretReadError):
+            continue
         if data is None:
             desired.complete = False
             desired.problems.append(
                 EntryProblem(
                     f"{source.prefix}*",
                     "SecretNotFound",
-                    f"Secret {namespace}/{source.secret} (spec.entriesFrom) does not exist: create it",
+                    f"Secret {namespace}/{source.secret} (spec.entriesFrom[{index}]) does not exist: create it",
                 )
             )
             continue
+        total += len(data)
         for key, value in data.items():
             name = source.prefix + key
-            if not NAME_PATTERN.match(name) or len(name.encode()) > MAX_NAME_BYTES:
+            problem = name_problem(name)
+            if problem is not None:
+                prefix = f" with prefix {source.prefix!r}" if source.prefix else ""
                 desired.problems.append(
                     EntryProblem(
-                        name,
+                        name[:64],
                         "InvalidEntryName",
-                        f"key {key!r} of Secret {namespace}/{source.secret} does not make a valid Fastly entry "
-                        "name (letters, digits, '-', '_', '.', at most 255 bytes): rename the key",
+                        f"key {key[:64]!r} of Secret {namespace}/{source.secret}{prefix} makes the entry name "
+                        f"{name[:64]!r}, which is not a valid Fastly name ({problem}): rename the key"
+                        + (" or shorten the prefix" if prefix else ""),
                     )
                 )
                 continue
-            desired.values[name] = value
+            offered.setdefault(name, []).append(
+                (f"key {key!r} of Secret {source.secret} (spec.entriesFrom[{index}])", value)
+            )
+    if total > MAX_ENTRIES:
+        raise ReconcileError(
+            "TooManyEntries",
+            f"this object declares {total} entries (spec.entries plus every key of its entriesFrom Secrets); at "
+            f"most {MAX_ENTRIES} are allowed per object: split them over several FastlySecretStores. No entry was "
+            "written or deleted",
+        )
 
-    for entry in spec.entries:  # explicit entries win over entriesFrom for the same name
-        desired.values.pop(entry.name, None)
-        data = await read(entry.ref.secret)
+    for index, entry in enumerate(spec.entries):
+        data = await read(entry.ref.secret, entry.name)
+        if isinstance(data, SecretReadError):
+            continue
         if data is None:
             desired.problems.append(
                 EntryProblem(
@@ -135,11 +168,23 @@ async def resolve_entries(reader: SecretReader, namespace: str, spec: StoreSpec)
                 )
             )
         else:
-            desired.values[entry.name] = data[entry.ref.key]
+            where = f"key {entry.ref.key!r} of Secret {entry.ref.secret} (spec.entries[{index}])"
+            offered.setdefault(entry.name, []).append((where, data[entry.ref.key]))
 
-    for name, value in list(desired.values.items()):
+    for name, sources in offered.items():
+        if len(sources) > 1:
+            # Guessing which source wins would push a value nobody chose: refuse, and leave the entry as it is.
+            desired.problems.append(
+                EntryProblem(
+                    name,
+                    "EntryConflict",
+                    f"entry {name} is given by {' and by '.join(where for where, _ in sources[:3])}: keep one "
+                    "(rename a key, or set a prefix); the entry is left as it is until then",
+                )
+            )
+            continue
+        value = sources[0][1]
         if len(value) > MAX_VALUE_BYTES:
-            del desired.values[name]
             desired.problems.append(
                 EntryProblem(
                     name,
@@ -148,6 +193,8 @@ async def resolve_entries(reader: SecretReader, namespace: str, spec: StoreSpec)
                     "shrink it",
                 )
             )
+            continue
+        desired.values[name] = value
     return desired
 
 
@@ -200,7 +247,7 @@ async def sync_entries(
             if result.error is not None:
                 return  # a write failed (rate limited, say): start no more; the next pass resumes
             try:
-                written = await client.put_secret(store_id, name, await sealer.seal(value))
+                written = await _write(client, sealer, store_id, name, value)
             except InvalidRequestError as error:
                 # Fastly refused this entry alone: say so, and go on with the others.
                 result.problems.append(EntryProblem(name, "EntryRejected", f"Fastly refused entry {name}: {error}"))
@@ -226,6 +273,8 @@ async def sync_entries(
                 continue
             if name in problem_names or not desired.complete:
                 kept[name] = record  # unreadable source: keep the entry and its record, decide later
+            elif name_problem(name) is not None:
+                pass  # a name an older version accepted ('.', '..'): not addressable in a URL; forget the record
             elif prune:
                 with contextlib.suppress(NotFoundError):  # already gone is as good as deleted
                     await client.delete_secret(store_id, name)
@@ -240,3 +289,14 @@ async def sync_entries(
 
     result.records = [kept[name] for name in sorted(kept)]
     return result
+
+
+async def _write(client: FastlyClient, sealer: Sealer, store_id: str, name: str, value: bytes) -> Secret:
+    """PUT one sealed entry. A client key Fastly refuses (expired early, revoked) is dropped, and the write is
+    sealed again with a new, verified key, once."""
+    sealed = await sealer.seal(value)
+    try:
+        return await client.put_secret(store_id, name, sealed)
+    except ClientKeyRejectedError:
+        sealer.discard(sealed.client_key)
+        return await client.put_secret(store_id, name, await sealer.seal(value))

@@ -13,14 +13,35 @@ from fastly_secret_store_operator.reconcile.spec import SecretKeyRef
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
+class SecretReadError(Exception):
+    """A Secret could not be read: the operator may not (`forbidden`), or the API server did not answer."""
+
+    def __init__(self, namespace: str, name: str, *, forbidden: bool, detail: str) -> None:
+        self.namespace, self.name, self.forbidden = namespace, name, forbidden
+        if forbidden:
+            message = (
+                f"the operator may not read Secret {namespace}/{name} ({detail}): let its ServiceAccount get "
+                f"secrets in namespace {namespace} (the chart and deploy/ RBAC grant it for watched namespaces)"
+            )
+        else:
+            message = f"reading Secret {namespace}/{name} failed ({detail}); retrying"
+        super().__init__(message)
+        self.message = message
+
+
 class SecretReader(Protocol):
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
-        """The Secret's decoded data, or None when it does not exist."""
+        """The Secret's decoded data, or None when it does not exist; raises SecretReadError."""
 
 
 async def read_token(reader: SecretReader, namespace: str, ref: SecretKeyRef) -> str:
-    data = await reader.read_secret(namespace, ref.secret)
     where = f"Secret {namespace}/{ref.secret}"
+    try:
+        data = await reader.read_secret(namespace, ref.secret)
+    except SecretReadError as error:
+        if error.forbidden:
+            raise ReconcileError("SecretForbidden", f"{error.message} (spec.apiTokenSecretRef)") from None
+        raise
     if data is None:
         raise ReconcileError(
             "CredentialsNotFound",

@@ -12,6 +12,13 @@ from fastly_secret_store_operator.reconcile.errors import ReconcileError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 MAX_NAME_BYTES = 255
+#: Kubernetes' rule for a Secret's name (a DNS-1123 subdomain) and for the keys of its data. Checked before any
+#: request: a name is a path segment, and `..` in one would walk the request to another namespace.
+SECRET_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SECRET_KEY_PATTERN = re.compile(r"^[-._a-zA-Z0-9]+$")
+MAX_SECRET_NAME = 253
+#: Names Fastly's pattern allows but that mean "this path" and "the parent path" in a URL.
+DOT_NAMES = frozenset({".", ".."})
 #: Shorter resyncs would turn drift checks into a busy loop against Fastly and the API server.
 MIN_RESYNC_SECONDS = 1.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -54,7 +61,8 @@ class StoreSpec:
     name: str
     token_ref: SecretKeyRef
     adoption: AdoptionPolicy = AdoptionPolicy.ADOPT_OR_CREATE
-    deletion: DeletionPolicy = DeletionPolicy.DELETE
+    #: None: delete a store this object created, keep one it adopted.
+    deletion: DeletionPolicy | None = None
     resync_seconds: float = 600.0
     entries: tuple[EntrySource, ...] = ()
     entries_from: tuple[EntriesFrom, ...] = ()
@@ -62,15 +70,46 @@ class StoreSpec:
     referenced_secrets: frozenset[str] = field(default=frozenset())
 
 
-def check_name(name: str, what: str) -> None:
-    """Fastly's rule for store and entry names; raises an InvalidSpec error that says what to fix."""
+def name_problem(name: str) -> str | None:
+    """What is wrong with `name` as a Fastly store or entry name, or None."""
     if not NAME_PATTERN.match(name):
+        return "use only letters, digits, '-', '_' and '.'"
+    if name in DOT_NAMES:
+        return "'.' and '..' cannot be names (they mean paths in a URL)"
+    if len(name.encode()) > MAX_NAME_BYTES:
+        return f"it is {len(name.encode())} bytes long; Fastly allows {MAX_NAME_BYTES}"
+    return None
+
+
+def check_name(name: str, what: str, *, reason: str = "InvalidSpec") -> None:
+    """Fastly's rule for store and entry names; raises an error that says what to fix."""
+    problem = name_problem(name)
+    if problem is not None:
+        shown = name if len(name) <= 64 else name[:64] + "…"
+        raise ReconcileError(reason, f"{what} {shown!r} is not a valid Fastly name: {problem}")
+
+
+def _secret_name(mapping: Mapping[str, Any], where: str) -> str:
+    name = _required_str(mapping, "name", where)
+    if len(name) > MAX_SECRET_NAME or not SECRET_NAME_PATTERN.match(name):
         raise ReconcileError(
             "InvalidSpec",
-            f"{what} {name!r} is not a valid Fastly name: use only letters, digits, '-', '_' and '.'",
+            f"{where}.name {name[:64]!r} is not a Secret name: use lower-case letters, digits, '-' and '.' "
+            f"(at most {MAX_SECRET_NAME}); Secrets are read from the object's own namespace only",
         )
-    if len(name.encode()) > MAX_NAME_BYTES:
-        raise ReconcileError("InvalidSpec", f"{what} is {len(name.encode())} bytes long; Fastly allows 255")
+    return name
+
+
+def _secret_key(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ReconcileError("InvalidSpec", f"{where} is required")
+    if len(value) > MAX_SECRET_NAME or not SECRET_KEY_PATTERN.match(value) or value in DOT_NAMES:
+        raise ReconcileError(
+            "InvalidSpec",
+            f"{where} {value[:64]!r} is not a Secret key: use letters, digits, '-', '_' and '.' (not '.' or "
+            f"'..', at most {MAX_SECRET_NAME})",
+        )
+    return value
 
 
 def parse_duration(text: str) -> float:
@@ -96,8 +135,8 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def _choice(spec: Mapping[str, Any], key: str, enum: type[StrEnum], default: StrEnum) -> Any:
-    value = spec.get(key, default.value)
+def _choice(spec: Mapping[str, Any], key: str, enum: type[StrEnum], default: StrEnum | None) -> Any:
+    value = spec.get(key, default.value if default is not None else None)
     try:
         return enum(value)
     except ValueError:
@@ -120,14 +159,17 @@ def parse_spec(spec: Mapping[str, Any], *, default_name: str) -> StoreSpec:
     token = spec.get("apiTokenSecretRef")
     if not isinstance(token, Mapping):
         raise ReconcileError("InvalidSpec", "spec.apiTokenSecretRef is required: name the Secret holding the token")
-    token_ref = SecretKeyRef(_required_str(token, "name", "spec.apiTokenSecretRef"), token.get("key") or "token")
+    token_ref = SecretKeyRef(
+        _secret_name(token, "spec.apiTokenSecretRef"),
+        _secret_key(token.get("key") or "token", "spec.apiTokenSecretRef.key"),
+    )
 
     entries: list[EntrySource] = []
     seen: set[str] = set()
     for index, item in enumerate(spec.get("entries") or ()):
         where = f"spec.entries[{index}]"
         entry_name = _required_str(item, "name", where)
-        check_name(entry_name, f"{where}.name")
+        check_name(entry_name, f"{where}.name", reason="InvalidEntryName")
         if entry_name in seen:
             raise ReconcileError("InvalidSpec", f"{where}.name {entry_name!r} is declared twice")
         seen.add(entry_name)
@@ -136,8 +178,8 @@ def parse_spec(spec: Mapping[str, Any], *, default_name: str) -> StoreSpec:
             EntrySource(
                 entry_name,
                 SecretKeyRef(
-                    _required_str(ref, "name", f"{where}.secretKeyRef"),
-                    _required_str(ref, "key", f"{where}.secretKeyRef"),
+                    _secret_name(ref, f"{where}.secretKeyRef"),
+                    _secret_key(ref.get("key"), f"{where}.secretKeyRef.key"),
                 ),
             )
         )
@@ -145,10 +187,14 @@ def parse_spec(spec: Mapping[str, Any], *, default_name: str) -> StoreSpec:
     entries_from: list[EntriesFrom] = []
     for index, item in enumerate(spec.get("entriesFrom") or ()):
         where = f"spec.entriesFrom[{index}]"
-        secret = _required_str(item.get("secretRef") or {}, "name", f"{where}.secretRef")
+        secret = _secret_name(item.get("secretRef") or {}, f"{where}.secretRef")
         prefix = item.get("prefix") or ""
-        if prefix:
-            check_name(prefix, f"{where}.prefix")
+        if prefix and (not NAME_PATTERN.match(prefix) or len(prefix.encode()) >= MAX_NAME_BYTES):
+            raise ReconcileError(
+                "InvalidSpec",
+                f"{where}.prefix {prefix[:64]!r} cannot start Fastly entry names: use only letters, digits, '-', "
+                f"'_' and '.', shorter than {MAX_NAME_BYTES} bytes",
+            )
         entries_from.append(EntriesFrom(secret, prefix))
 
     referenced = {token_ref.secret}
@@ -158,7 +204,7 @@ def parse_spec(spec: Mapping[str, Any], *, default_name: str) -> StoreSpec:
         name=name,
         token_ref=token_ref,
         adoption=_choice(spec, "adoptionPolicy", AdoptionPolicy, AdoptionPolicy.ADOPT_OR_CREATE),
-        deletion=_choice(spec, "deletionPolicy", DeletionPolicy, DeletionPolicy.DELETE),
+        deletion=_choice(spec, "deletionPolicy", DeletionPolicy, None) if spec.get("deletionPolicy") else None,
         resync_seconds=parse_duration(str(spec.get("resyncInterval", "10m"))),
         entries=tuple(entries),
         entries_from=tuple(entries_from),

@@ -16,6 +16,7 @@ from fastly_secret_store_operator.fastly import (
     NotFoundError,
     ServerUnavailableError,
     Store,
+    UnexpectedResponseError,
     parse_time,
 )
 from fastly_secret_store_operator.reconcile.conditions import rfc3339
@@ -69,6 +70,10 @@ class StoreResult:
 
 #: How much older than the create request a store may look and still be the one it made (clock skew).
 CREATE_CLOCK_SKEW = timedelta(minutes=5)
+#: How long a create whose answer was lost may still land: no second create for the name before it has passed.
+DEFAULT_CREATE_GRACE = 60.0
+#: What a create can raise when it may or may not have happened: the answer was lost, cut off or unreadable.
+_OUTCOME_UNKNOWN = (ServerUnavailableError, UnexpectedResponseError)
 
 
 class CreateMark:
@@ -90,6 +95,15 @@ class CreateMark:
     def covers(self, store: Store) -> bool:
         return self.requested_at is not None and store.created_at >= self.requested_at - CREATE_CLOCK_SKEW
 
+    def still_landing(self, grace: float) -> float:
+        """Seconds until a create sent at the mark can no longer land unseen (0 when there is no mark)."""
+        if self.requested_at is None:
+            return 0.0
+        return max(0.0, grace - (datetime.now(UTC) - self.requested_at).total_seconds())
+
+    def since(self) -> str:
+        return rfc3339(self.requested_at) if self.requested_at else "?"
+
 
 async def ensure_store(
     client: FastlyClient,
@@ -99,6 +113,7 @@ async def ensure_store(
     mark: CreateMark,
     directory: StoreDirectory | None = None,
     listing_max_age: float = 60.0,
+    create_grace: float = DEFAULT_CREATE_GRACE,
 ) -> StoreResult:
     """Make sure the store exists and is the one this object manages.
 
@@ -140,6 +155,18 @@ async def ensure_store(
         adopted = recorded.adopted if recorded is not None else True
         return StoreResult(StoreRecord.from_store(store, adopted=adopted), StoreAction.ADOPTED)
 
+    landing = mark.still_landing(create_grace)
+    if landing > 0:
+        # Our last create got no usable answer and may still land: another create now could make a second store
+        # of the name (Fastly may allow that). Look again until the grace period has passed.
+        raise ReconcileError(
+            "Creating",
+            f"the create request for Fastly store {spec.name!r} sent at {mark.since()} got no answer and no store "
+            f"of that name is visible yet; it is looked up again, and created anew only if still missing "
+            f"{create_grace:.0f}s after that request",
+            stalled=False,
+            retry_after=min(landing + 1.0, 10.0),
+        )
     if spec.adoption is AdoptionPolicy.ADOPT:
         gone = f" (it had id {recorded.id} and was deleted outside this operator)" if recorded else ""
         raise ReconcileError(
@@ -171,18 +198,28 @@ async def _still_exists(
 
 
 async def _create(client: FastlyClient, name: str, mark: CreateMark) -> StoreRecord:
+    unanswered_before = mark.requested_at is not None
     await mark.set()
     try:
         store = await client.create_store(name)
-    except ServerUnavailableError:
-        # The create may or may not have happened; never create blindly again: look the name up first.
-        matches = await client.find_stores(name)
+    except _OUTCOME_UNKNOWN:
+        # The create may or may not have happened: never create blindly again. The mark stays (a store found
+        # later under it is ours, not adopted); look the name up now, and again on later passes.
+        matches = [store for store in await client.find_stores(name) if mark.covers(store)]
         if len(matches) != 1:
-            raise  # the mark stays: the next pass looks again
+            raise ReconcileError(
+                "Creating",
+                f"the create request for Fastly store {name!r} got no usable answer; it may still land, so the "
+                "name is looked up again before anything is created",
+                stalled=False,
+                retry_after=2.0,
+            ) from None
         store = matches[0]
     except AlreadyExistsError:
-        # Someone else created it between our lookup and our create: look again, and adopt or refuse it.
-        mark.clear()
+        # Someone created it between our lookup and our create, or an earlier create of ours that got no answer
+        # landed meanwhile (then the mark, kept, says it is ours): look again, and adopt or refuse it.
+        if not unanswered_before:
+            mark.clear()
         raise ReconcileError(
             "Creating", f"a store named {name!r} appeared while creating it; looking it up again", stalled=False
         ) from None
@@ -201,7 +238,12 @@ class DeleteAction(StrEnum):
 
 
 async def delete_store(
-    client: FastlyClient, spec: StoreSpec, recorded: StoreRecord | None, mark: CreateMark
+    client: FastlyClient,
+    spec: StoreSpec,
+    recorded: StoreRecord | None,
+    mark: CreateMark,
+    *,
+    create_grace: float = DEFAULT_CREATE_GRACE,
 ) -> DeleteAction:
     """Delete the store; a store already gone counts as deleted."""
     store_id = recorded.id if recorded else None
@@ -209,6 +251,15 @@ async def delete_store(
         # A create whose answer was lost: delete what it made rather than leave a store nobody knows about.
         matches = [store for store in await client.find_stores(spec.name) if mark.covers(store)]
         store_id = matches[0].id if len(matches) == 1 else None
+        landing = mark.still_landing(create_grace)
+        if store_id is None and landing > 0:
+            raise ReconcileError(
+                "Creating",
+                f"waiting for the create request sent at {mark.since()} to land (at most {create_grace:.0f}s) "
+                "before deleting: the object goes once its store is deleted",
+                stalled=False,
+                retry_after=min(landing + 1.0, 2.0),
+            )
     if store_id is None:
         return DeleteAction.NOTHING
     try:

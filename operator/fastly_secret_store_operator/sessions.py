@@ -1,4 +1,5 @@
-"""One Fastly client, sealer and store listing per API token, shared by every object that uses the token.
+"""One Fastly session (client, sealer, store listing, the token's record) per API token, shared by every object
+that uses the token.
 
 Sharing matters: the client pools connections, the sealer reuses a client key across objects (a client-key
 POST counts against the write limit), and the listing answers drift checks for all of them at once. A rotated
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from fastly_secret_store_operator.fastly import FASTLY_SIGNING_KEY, FastlyClient, RequestInfo, Sealer
 from fastly_secret_store_operator.reconcile.directory import StoreDirectory
-from fastly_secret_store_operator.reconcile.object import Connection
+from fastly_secret_store_operator.reconcile.session import FastlySession
 
 #: Seconds an evicted client stays open for the passes still using it.
 RETIRED_CLIENT_GRACE = 600.0
@@ -30,7 +31,7 @@ class FastlyOptions:
     timeout: float = 10.0
 
 
-class ConnectionPool:
+class SessionPool:
     def __init__(
         self, options: FastlyOptions, *, size: int = 64, on_response: Callable[[RequestInfo], None] | None = None
     ) -> None:
@@ -40,29 +41,29 @@ class ConnectionPool:
         # Keyed by an HMAC of the token under a key that lives and dies with this process: the dict holds no
         # token text and no unkeyed hash of one.
         self._key = secrets.token_bytes(32)
-        self._connections: OrderedDict[bytes, Connection] = OrderedDict()
+        self._sessions: OrderedDict[bytes, FastlySession] = OrderedDict()
         self._retired: list[FastlyClient] = []
         self._closing: set[asyncio.Task[None]] = set()
 
-    def __call__(self, token: str) -> Connection:
+    def __call__(self, token: str) -> FastlySession:
         key = hmac.new(self._key, token.encode(), hashlib.sha256).digest()
-        connection = self._connections.get(key)
-        if connection is None:
+        session = self._sessions.get(key)
+        if session is None:
             client = FastlyClient(
                 token, endpoint=self.options.endpoint, timeout=self.options.timeout, on_response=self._on_response
             )
             signing_key = None if self.options.trust_api_signing_key else FASTLY_SIGNING_KEY
-            connection = Connection(
+            session = FastlySession(
                 client=client,
                 sealer=Sealer(client, signing_key=signing_key),
                 directory=StoreDirectory(client),
             )
-            self._connections[key] = connection
-            if len(self._connections) > self._size:
-                _, oldest = self._connections.popitem(last=False)
+            self._sessions[key] = session
+            if len(self._sessions) > self._size:
+                _, oldest = self._sessions.popitem(last=False)
                 self._retire(oldest.client)
-        self._connections.move_to_end(key)
-        return connection
+        self._sessions.move_to_end(key)
+        return session
 
     def _retire(self, client: FastlyClient) -> None:
         """Close an evicted client once passes still using it are surely done (a rotated token's old client)."""
@@ -78,8 +79,8 @@ class ConnectionPool:
         asyncio.get_running_loop().call_later(RETIRED_CLIENT_GRACE, close)
 
     async def aclose(self) -> None:
-        clients = [connection.client for connection in self._connections.values()] + self._retired
-        self._connections.clear()
+        clients = [session.client for session in self._sessions.values()] + self._retired
+        self._sessions.clear()
         self._retired.clear()
         for client in clients:
             await client.aclose()

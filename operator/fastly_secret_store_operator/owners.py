@@ -1,0 +1,108 @@
+"""Store ownership as the cluster holds it: a Kopf index of every object's claim, keyed by store name.
+
+The index is filled from the FastlySecretStore watch (Kopf fills it before any handler runs after a start), so
+after a restart the objects' recorded status, not the order they happen to reconcile in, decides who manages a
+store. This module adds what the index alone lacks: a lock per store name, so two objects of this process never
+decide at once; a wait until a claim just written comes back through the watch; and a wake-up for objects
+waiting on a store name when the claims on it change. Claims the index function has just been given count at
+once (Kopf stores them a moment later).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+
+from fastly_secret_store_operator.reconcile.ownership import Claim
+
+logger = logging.getLogger(__name__)
+
+#: How long a pass waits for its own claim to come back through the watch before going on regardless.
+CLAIM_ECHO_TIMEOUT = 10.0
+
+
+class ClaimIndex:
+    def __init__(self, on_change: Callable[[str], None]) -> None:
+        """`on_change(store_name)` is called when the claims on a store name change (to wake who waits)."""
+        self._index: Mapping[str, Iterable[Claim]] = {}
+        self._on_change = on_change
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._seen: dict[str, Claim] = {}
+        self._by_name: defaultdict[str, dict[str, Claim]] = defaultdict(dict)
+        self._echo: dict[str, tuple[Callable[[Claim], bool], asyncio.Event]] = {}
+
+    def bind(self, index: Mapping[str, Iterable[Claim]]) -> None:
+        """Use Kopf's live index (handed to handlers as the `store_claims` keyword)."""
+        self._index = index
+
+    def claims(self, store_name: str) -> Iterable[Claim]:
+        claims = {claim.uid: claim for claim in self._index.get(store_name, ())}
+        for uid in [uid for uid, claim in claims.items() if uid in self._seen and self._seen[uid] != claim]:
+            del claims[uid]  # the watch has delivered a newer claim of that object
+        claims.update(self._by_name.get(store_name, {}))
+        return list(claims.values())
+
+    @contextlib.asynccontextmanager
+    async def deciding(self, store_name: str) -> AsyncIterator[None]:
+        lock = self._locks[store_name]
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and self._locks.get(store_name) is lock:
+                del self._locks[store_name]
+
+    def observed(self, claim: Claim) -> None:
+        """The watch delivered `claim` (called from the index function, before Kopf stores it)."""
+        before = self._seen.get(claim.uid)
+        self._seen[claim.uid] = claim
+        if before is not None:
+            self._drop(before)
+        self._by_name[claim.store_name][claim.uid] = claim
+        if before is not None and before != claim:
+            self._on_change(before.store_name)
+        waiting = self._echo.get(claim.uid)
+        if waiting is not None and waiting[0](claim):
+            waiting[1].set()
+
+    def forget(self, uid: str) -> None:
+        """The object is gone: whoever waits on its store name may proceed."""
+        before = self._seen.pop(uid, None)
+        if before is not None:
+            self._drop(before)
+            self._on_change(before.store_name)
+
+    def _drop(self, claim: Claim) -> None:
+        named = self._by_name.get(claim.store_name)
+        if named is not None:
+            named.pop(claim.uid, None)
+            if not named:
+                del self._by_name[claim.store_name]
+
+    async def wait_visible(self, uid: str, check: Callable[[Claim], bool]) -> None:
+        """Return once the watch has delivered a claim of `uid` that passes `check` (bounded)."""
+        seen = self._seen.get(uid)
+        if seen is not None and check(seen):
+            return
+        event = asyncio.Event()
+        self._echo[uid] = (check, event)
+        try:
+            async with asyncio.timeout(CLAIM_ECHO_TIMEOUT):
+                await event.wait()
+        except TimeoutError:
+            logger.warning("The claim of object %s did not come back through the watch in time; going on", uid)
+        finally:
+            self._echo.pop(uid, None)
+
+
+def claim_shows(fields: Mapping[str, Any]) -> Callable[[Claim], bool]:
+    """A check that a claim carries the account and store name just written."""
+
+    def check(claim: Claim) -> bool:
+        return claim.account_id == fields.get("accountId") and claim.store_name == fields.get("storeName")
+
+    return check

@@ -1,0 +1,96 @@
+"""What the handlers share while the operator runs: built once at startup, closed at cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from fastly_secret_store_operator import kube
+from fastly_secret_store_operator.config import OperatorConfig
+from fastly_secret_store_operator.metrics import Metrics
+from fastly_secret_store_operator.owners import ClaimIndex
+from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
+from fastly_secret_store_operator.reconcile.object import Environment
+from fastly_secret_store_operator.reconcile.sources import SecretReadError
+from fastly_secret_store_operator.secret_watch import SecretWatch
+from fastly_secret_store_operator.sessions import SessionPool
+from fastly_secret_store_operator.tracking import Tracker
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterSecrets:
+    """Secrets read from the API server, with failures in the reconcile layer's terms."""
+
+    def __init__(self, api: kube.KubeApi) -> None:
+        self._api = api
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
+        try:
+            return await self._api.read_secret(namespace, name)
+        except kube.API_ERRORS as error:
+            raise SecretReadError(
+                namespace, name, forbidden=kube.is_forbidden(error), detail=kube.describe(error)
+            ) from None
+
+
+@dataclass(slots=True)
+class Runtime:
+    config: OperatorConfig
+    kube: kube.KubeApi
+    sessions: SessionPool
+    env: Environment
+    tracker: Tracker
+    owners: ClaimIndex
+    slots: asyncio.Semaphore
+    metrics: Metrics
+    secret_watch: SecretWatch
+
+
+async def start_runtime(config: OperatorConfig, metrics: Metrics) -> Runtime:
+    threads = config.max_concurrent_reconciles + 8
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="kube")
+    )
+    api_client = kube.load_config(config.kubeconfig, connections=threads)
+    api = kube.KubeApi(api_client)
+    key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
+    sessions = SessionPool(config.fastly, on_response=metrics.observe_fastly)
+    tracker = Tracker()
+    owners = ClaimIndex(tracker.wake_waiting)
+    env = Environment(
+        secrets=ClusterSecrets(api),
+        connect=sessions,
+        fingerprinter=Fingerprinter(key),
+        owners=owners,
+        create_grace=config.create_grace,
+    )
+
+    # Secret edits wake the objects that read them; see secret_watch for why this is not a Kopf handler.
+    def wake_readers(namespace: str, secret: str) -> None:
+        tracker.wake_readers(namespace, secret)
+
+    watch = SecretWatch(
+        api_client, config.namespaces if config.namespaced else (), wake_readers, asyncio.get_running_loop()
+    )
+    watch.start()
+    logger.info("Fastly endpoint %s", config.fastly.endpoint)
+    return Runtime(
+        config=config,
+        kube=api,
+        sessions=sessions,
+        env=env,
+        tracker=tracker,
+        owners=owners,
+        slots=asyncio.Semaphore(config.max_concurrent_reconciles),
+        metrics=metrics,
+        secret_watch=watch,
+    )
+
+
+async def stop_runtime(runtime: Runtime) -> None:
+    runtime.secret_watch.stop()
+    await runtime.sessions.aclose()
