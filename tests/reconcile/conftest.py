@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from reconcile_support import TOKEN, DictSecrets
+from reconcile_support import TOKEN, DictSecrets, MemoryOwners
 
 from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
@@ -27,7 +27,12 @@ def secrets() -> DictSecrets:
 
 
 @pytest.fixture
-async def env(fastly: FastlyEmulator, secrets: DictSecrets) -> AsyncIterator[Environment]:
+def owners() -> MemoryOwners:
+    return MemoryOwners()
+
+
+@pytest.fixture
+async def env(fastly: FastlyEmulator, secrets: DictSecrets, owners: MemoryOwners) -> AsyncIterator[Environment]:
     pool = SessionPool(FastlyOptions(endpoint=fastly.url, trust_api_signing_key=True))
-    yield Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"k" * 32))
+    yield Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"k" * 32), owners=owners)
     await pool.aclose()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 from fastly_secret_store_operator.reconcile.object import ObjectView
+from fastly_secret_store_operator.reconcile.ownership import Claim
 
 TOKEN = "token-canary-7f3a9c"
 NAMESPACE = "shop"
@@ -27,11 +30,41 @@ class DictSecrets:
 
 
 def view(
-    spec: Mapping[str, Any] | None = None, status: Mapping[str, Any] | None = None, generation: int = 1
+    spec: Mapping[str, Any] | None = None,
+    status: Mapping[str, Any] | None = None,
+    generation: int = 1,
+    *,
+    name: str = "checkout",
+    namespace: str = NAMESPACE,
+    created: str = "2026-01-01T00:00:00Z",
 ) -> ObjectView:
     base: dict[str, Any] = {"apiTokenSecretRef": {"name": "fastly-api-token"}}
     base.update(spec or {})
-    return ObjectView(NAMESPACE, "checkout", generation, base, dict(status or {}), uid="uid-checkout")
+    uid = "uid-checkout" if name == "checkout" else f"uid-{name}"
+    return ObjectView(namespace, name, generation, base, dict(status or {}), uid=uid, created=created)
+
+
+class MemoryOwners:
+    """The claims index, as a test sets it: what the cluster's objects record."""
+
+    def __init__(self) -> None:
+        self.by_name: defaultdict[str, dict[str, Claim]] = defaultdict(dict)
+
+    def claims(self, store_name: str) -> Iterable[Claim]:
+        return list(self.by_name[store_name].values())
+
+    @contextlib.asynccontextmanager
+    async def deciding(self, store_name: str) -> AsyncIterator[None]:
+        yield
+
+    def observe(self, obj: ObjectView) -> None:
+        """Record the claim `obj` (with its status) makes, as the watch would deliver it."""
+        claim = obj.claim()
+        self.by_name[claim.store_name][claim.uid] = claim
+
+    def forget(self, uid: str) -> None:
+        for claims in self.by_name.values():
+            claims.pop(uid, None)
 
 
 class Marks:
@@ -40,5 +73,6 @@ class Marks:
     def __init__(self) -> None:
         self.count = 0
 
-    async def __call__(self, requested_at: str) -> None:
-        self.count += 1
+    async def __call__(self, fields: Mapping[str, Any]) -> None:
+        if "createRequestedAt" in fields:
+            self.count += 1

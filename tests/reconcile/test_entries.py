@@ -37,7 +37,7 @@ def ready_reason(result: ReconcileResult) -> str:
 async def sync(
     env: Environment, spec: dict[str, Any], status: dict[str, Any] | None = None, **kw: Any
 ) -> ReconcileResult:
-    return await reconcile_object(view(spec, status=status), env, mark_create_requested=Marks(), **kw)
+    return await reconcile_object(view(spec, status=status), env, checkpoint=Marks(), **kw)
 
 
 def seed(secrets: DictSecrets) -> None:

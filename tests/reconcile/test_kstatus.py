@@ -35,7 +35,7 @@ def as_object(status: dict[str, Any], generation: int) -> dict[str, Any]:
 
 
 async def test_synced_is_current(fastly: FastlyEmulator, env: Environment) -> None:
-    result = await reconcile_object(view(generation=4), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(generation=4), env, checkpoint=Marks())
     assert kstatus(as_object(result.status, 4)) == "Current"
     # A newer spec not yet reconciled is InProgress, whatever the conditions say.
     assert kstatus(as_object(result.status, 5)) == "InProgress"
@@ -45,13 +45,13 @@ async def test_a_failure_a_person_must_fix_is_failed(
     fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
 ) -> None:
     del secrets.data[(NAMESPACE, "fastly-api-token")]
-    result = await reconcile_object(view(generation=2), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(generation=2), env, checkpoint=Marks())
     assert kstatus(as_object(result.status, 2)) == "Failed"
 
 
 async def test_a_failure_that_heals_on_its_own_is_in_progress(fastly: FastlyEmulator, env: Environment) -> None:
     fastly.faults.add(kind="status", status=503, count=100)
-    result = await reconcile_object(view(generation=2), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(generation=2), env, checkpoint=Marks())
     assert kstatus(as_object(result.status, 2)) == "InProgress"
 
 

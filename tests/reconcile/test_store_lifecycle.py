@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from reconcile_support import NAMESPACE, TOKEN, DictSecrets, Marks, view
+from reconcile_support import NAMESPACE, TOKEN, DictSecrets, Marks, MemoryOwners, view
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.fastly import FastlyClient, Store
 from fastly_secret_store_operator.reconcile.conditions import find, now_rfc3339, rfc3339
 from fastly_secret_store_operator.reconcile.errors import ReconcileError
-from fastly_secret_store_operator.reconcile.object import Environment, ObjectView, finalize_object, reconcile_object
+from fastly_secret_store_operator.reconcile.object import Environment, finalize_object, reconcile_object
 from fastly_secret_store_operator.reconcile.store import DeleteAction
 
 
@@ -28,7 +29,7 @@ def writes(fastly: FastlyEmulator) -> list[str]:
 
 async def test_creates_the_store_and_records_it(fastly: FastlyEmulator, env: Environment) -> None:
     marks = Marks()
-    result = await reconcile_object(view({"name": "checkout-prod"}, generation=3), env, mark_create_requested=marks)
+    result = await reconcile_object(view({"name": "checkout-prod"}, generation=3), env, checkpoint=marks)
 
     store = fastly.store_named("checkout-prod")
     assert store is not None
@@ -46,14 +47,14 @@ async def test_creates_the_store_and_records_it(fastly: FastlyEmulator, env: Env
 
 
 async def test_name_defaults_to_metadata_name(fastly: FastlyEmulator, env: Environment) -> None:
-    await reconcile_object(view(), env, mark_create_requested=Marks())
+    await reconcile_object(view(), env, checkpoint=Marks())
     assert fastly.store_named("checkout") is not None
 
 
 async def test_second_pass_changes_nothing(fastly: FastlyEmulator, env: Environment) -> None:
-    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    first = await reconcile_object(view(), env, checkpoint=Marks())
     fastly.requests.clear()
-    second = await reconcile_object(view(status=first.status), env, mark_create_requested=Marks())
+    second = await reconcile_object(view(status=first.status), env, checkpoint=Marks())
     assert second.status == first.status
     assert writes(fastly) == []
     assert second.events == []
@@ -62,7 +63,7 @@ async def test_second_pass_changes_nothing(fastly: FastlyEmulator, env: Environm
 @pytest.mark.parametrize("policy", ["AdoptOrCreate", "Adopt"])
 async def test_adopts_an_existing_store(fastly: FastlyEmulator, env: Environment, policy: str) -> None:
     existing = fastly.create_store_direct("checkout")
-    result = await reconcile_object(view({"adoptionPolicy": policy}), env, mark_create_requested=Marks())
+    result = await reconcile_object(view({"adoptionPolicy": policy}), env, checkpoint=Marks())
     assert result.status["id"] == existing.id
     assert result.status["adopted"] is True
     assert len(fastly.stores()) == 1
@@ -70,7 +71,7 @@ async def test_adopts_an_existing_store(fastly: FastlyEmulator, env: Environment
 
 
 async def test_adopt_reports_a_missing_store_and_creates_nothing(fastly: FastlyEmulator, env: Environment) -> None:
-    result = await reconcile_object(view({"adoptionPolicy": "Adopt"}), env, mark_create_requested=Marks())
+    result = await reconcile_object(view({"adoptionPolicy": "Adopt"}), env, checkpoint=Marks())
     assert fastly.stores() == []
     assert ready(result.status)["reason"] == "StoreNotFound"
     assert find(result.status["conditions"], "Stalled")["status"] == "True"  # type: ignore[index]
@@ -79,7 +80,7 @@ async def test_adopt_reports_a_missing_store_and_creates_nothing(fastly: FastlyE
 
 async def test_must_create_refuses_an_existing_store(fastly: FastlyEmulator, env: Environment) -> None:
     existing = fastly.create_store_direct("checkout")
-    result = await reconcile_object(view({"adoptionPolicy": "MustCreate"}), env, mark_create_requested=Marks())
+    result = await reconcile_object(view({"adoptionPolicy": "MustCreate"}), env, checkpoint=Marks())
     assert ready(result.status)["reason"] == "StoreAlreadyExists"
     assert existing.id in ready(result.status)["message"]
     assert "id" not in result.status
@@ -98,7 +99,7 @@ async def test_several_stores_with_the_name_stall(
 
     monkeypatch.setattr(FastlyClient, "find_stores", find_stores)
     assert second.id
-    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(), env, checkpoint=Marks())
     assert ready(result.status)["reason"] == "AmbiguousName"
     assert first.id in ready(result.status)["message"]
 
@@ -108,7 +109,7 @@ async def test_a_lost_create_is_resolved_by_name_not_repeated(fastly: FastlyEmul
     fastly.create_store_direct("checkout")
     status = {"createRequestedAt": now_rfc3339()}
     result = await reconcile_object(
-        view({"adoptionPolicy": "MustCreate"}, status=status), env, mark_create_requested=Marks()
+        view({"adoptionPolicy": "MustCreate"}, status=status), env, checkpoint=Marks()
     )
     assert ready(result.status)["status"] == "True"
     assert result.status["adopted"] is False
@@ -118,19 +119,19 @@ async def test_a_lost_create_is_resolved_by_name_not_repeated(fastly: FastlyEmul
 
 async def test_a_create_cut_off_midway_finds_the_store(fastly: FastlyEmulator, env: Environment) -> None:
     fastly.faults.add(method="POST", route="/resources/stores/secret", kind="drop", count=1)
-    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    first = await reconcile_object(view(), env, checkpoint=Marks())
     assert ready(first.status)["reason"] == "FastlyUnavailable"
     assert "createRequestedAt" in first.status, "the unanswered create must be remembered"
-    second = await reconcile_object(view(status=first.status), env, mark_create_requested=Marks())
+    second = await reconcile_object(view(status=first.status), env, checkpoint=Marks())
     stores = fastly.stores()
     assert len(stores) == 1
     assert second.status["id"] == stores[0].id
 
 
 async def test_store_deleted_out_of_band_is_recreated(fastly: FastlyEmulator, env: Environment) -> None:
-    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    first = await reconcile_object(view(), env, checkpoint=Marks())
     fastly.delete_store_direct(first.status["id"])
-    second = await reconcile_object(view(status=first.status), env, resync=True, mark_create_requested=Marks())
+    second = await reconcile_object(view(status=first.status), env, resync=True, checkpoint=Marks())
     assert second.status["id"] != first.status["id"]
     assert fastly.store_named("checkout") is not None
     assert [e.reason for e in second.events] == ["Recreated"]
@@ -138,10 +139,10 @@ async def test_store_deleted_out_of_band_is_recreated(fastly: FastlyEmulator, en
 
 async def test_store_deleted_out_of_band_is_reported_under_adopt(fastly: FastlyEmulator, env: Environment) -> None:
     existing = fastly.create_store_direct("checkout")
-    first = await reconcile_object(view({"adoptionPolicy": "Adopt"}), env, mark_create_requested=Marks())
+    first = await reconcile_object(view({"adoptionPolicy": "Adopt"}), env, checkpoint=Marks())
     fastly.delete_store_direct(existing.id)
     second = await reconcile_object(
-        view({"adoptionPolicy": "Adopt"}, status=first.status), env, resync=True, mark_create_requested=Marks()
+        view({"adoptionPolicy": "Adopt"}, status=first.status), env, resync=True, checkpoint=Marks()
     )
     assert ready(second.status)["reason"] == "StoreNotFound"
     assert existing.id in ready(second.status)["message"]
@@ -151,12 +152,12 @@ async def test_store_deleted_out_of_band_is_reported_under_adopt(fastly: FastlyE
 async def test_resync_of_many_objects_lists_instead_of_getting(fastly: FastlyEmulator, env: Environment) -> None:
     statuses = []
     for index in range(30):
-        result = await reconcile_object(view({"name": f"store-{index}"}), env, mark_create_requested=Marks())
+        result = await reconcile_object(view({"name": f"store-{index}"}), env, checkpoint=Marks())
         statuses.append((index, result.status))
     fastly.requests.clear()
     for index, status in statuses:
         await reconcile_object(
-            view({"name": f"store-{index}"}, status=status), env, resync=True, mark_create_requested=Marks()
+            view({"name": f"store-{index}"}, status=status), env, resync=True, checkpoint=Marks()
         )
     store_reads = [
         r.route
@@ -180,7 +181,7 @@ async def test_resync_of_many_objects_lists_instead_of_getting(fastly: FastlyEmu
 async def test_invalid_spec_is_refused_before_any_request(
     fastly: FastlyEmulator, env: Environment, spec: dict[str, Any], reason: str, hint: str
 ) -> None:
-    result = await reconcile_object(view(spec), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(spec), env, checkpoint=Marks())
     assert ready(result.status)["reason"] == reason
     assert hint in ready(result.status)["message"]
     assert fastly.requests == []
@@ -190,12 +191,12 @@ async def test_missing_token_secret_then_created(
     fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
 ) -> None:
     del secrets.data[(NAMESPACE, "fastly-api-token")]
-    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    first = await reconcile_object(view(), env, checkpoint=Marks())
     assert ready(first.status)["reason"] == "CredentialsNotFound"
     assert "shop/fastly-api-token" in ready(first.status)["message"]
     assert fastly.requests == []
     secrets.put("fastly-api-token", token=TOKEN + "\n")  # a trailing newline from `echo` is forgiven
-    second = await reconcile_object(view(status=first.status), env, mark_create_requested=Marks())
+    second = await reconcile_object(view(status=first.status), env, checkpoint=Marks())
     assert ready(second.status)["status"] == "True"
 
 
@@ -203,47 +204,47 @@ async def test_rejected_token_is_reported_without_the_token(
     fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
 ) -> None:
     secrets.put("fastly-api-token", token="wrong-token-canary-31337")
-    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(), env, checkpoint=Marks())
     assert ready(result.status)["reason"] == "Unauthorized"
     assert "wrong-token-canary-31337" not in repr(result.status)
     assert "wrong-token-canary-31337" not in repr(result.events)
 
 
 async def test_rotated_token_is_used_at_once(fastly: FastlyEmulator, env: Environment, secrets: DictSecrets) -> None:
-    first = await reconcile_object(view(), env, mark_create_requested=Marks())
+    first = await reconcile_object(view(), env, checkpoint=Marks())
     secrets.put("fastly-api-token", token="wrong-token")
-    broken = await reconcile_object(view(status=first.status), env, mark_create_requested=Marks())
+    broken = await reconcile_object(view(status=first.status), env, checkpoint=Marks())
     assert ready(broken.status)["reason"] == "Unauthorized"
     secrets.put("fastly-api-token", token=TOKEN)
-    fixed = await reconcile_object(view(status=broken.status), env, mark_create_requested=Marks())
+    fixed = await reconcile_object(view(status=broken.status), env, checkpoint=Marks())
     assert ready(fixed.status)["reason"] == "Synced"
     assert fixed.status["id"] == first.status["id"]
 
 
 async def test_fastly_unavailable_is_transient(fastly: FastlyEmulator, env: Environment) -> None:
     fastly.faults.add(kind="status", status=503, count=100)
-    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(), env, checkpoint=Marks())
     assert ready(result.status)["reason"] == "FastlyUnavailable"
     assert find(result.status["conditions"], "Reconciling")["status"] == "True"  # type: ignore[index]
     assert find(result.status["conditions"], "Stalled")["status"] == "False"  # type: ignore[index]
 
 
 async def test_delete_policy_deletes_the_store(fastly: FastlyEmulator, env: Environment) -> None:
-    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    created = await reconcile_object(view(), env, checkpoint=Marks())
     result = await finalize_object(view(status=created.status), env)
     assert result.action is DeleteAction.DELETED
     assert fastly.stores() == []
 
 
 async def test_delete_of_a_store_already_gone_is_done(fastly: FastlyEmulator, env: Environment) -> None:
-    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    created = await reconcile_object(view(), env, checkpoint=Marks())
     fastly.delete_store_direct(created.status["id"])
     result = await finalize_object(view(status=created.status), env)
     assert result.action is DeleteAction.ALREADY_GONE
 
 
 async def test_retain_policy_keeps_the_store(fastly: FastlyEmulator, env: Environment) -> None:
-    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    created = await reconcile_object(view(), env, checkpoint=Marks())
     result = await finalize_object(view({"deletionPolicy": "Retain"}, status=created.status), env)
     assert result.action is DeleteAction.RETAINED
     assert len(fastly.stores()) == 1
@@ -252,7 +253,7 @@ async def test_retain_policy_keeps_the_store(fastly: FastlyEmulator, env: Enviro
 async def test_delete_without_token_says_how_to_release(
     fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
 ) -> None:
-    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    created = await reconcile_object(view(), env, checkpoint=Marks())
     del secrets.data[(NAMESPACE, "fastly-api-token")]
     with pytest.raises(ReconcileError) as caught:
         await finalize_object(view(status=created.status), env)
@@ -269,23 +270,23 @@ async def test_delete_after_a_lost_create_removes_what_it_made(fastly: FastlyEmu
 
 
 async def test_token_never_reaches_status_or_events(fastly: FastlyEmulator, env: Environment) -> None:
-    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(), env, checkpoint=Marks())
     assert TOKEN not in repr(result.status) + repr(result.events)
 
 
-async def test_delete_after_the_token_secret_went_uses_the_last_connection(
+async def test_delete_after_the_token_secret_went_uses_the_last_session(
     fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
 ) -> None:
-    created = await reconcile_object(view(), env, mark_create_requested=Marks())
-    assert created.connection is not None
+    created = await reconcile_object(view(), env, checkpoint=Marks())
+    assert created.session is not None
     del secrets.data[(NAMESPACE, "fastly-api-token")]
-    result = await finalize_object(view(status=created.status), env, last_connection=created.connection)
+    result = await finalize_object(view(status=created.status), env, last_session=created.session)
     assert result.action is DeleteAction.DELETED
     assert fastly.stores() == []
 
 
 async def test_a_refused_delete_says_what_may_hold_the_store(fastly: FastlyEmulator, env: Environment) -> None:
-    created = await reconcile_object(view(), env, mark_create_requested=Marks())
+    created = await reconcile_object(view(), env, checkpoint=Marks())
     fastly.faults.add(method="DELETE", kind="status", status=409, count=1)
     with pytest.raises(ReconcileError) as caught:
         await finalize_object(view(status=created.status), env)
@@ -299,36 +300,45 @@ async def test_a_create_mark_never_claims_an_older_store(fastly: FastlyEmulator,
     existing = fastly.create_store_direct("checkout")
     later = rfc3339(datetime.now(UTC) + timedelta(hours=1))
     result = await reconcile_object(
-        view({"adoptionPolicy": "MustCreate"}, status={"createRequestedAt": later}), env, mark_create_requested=Marks()
+        view({"adoptionPolicy": "MustCreate"}, status={"createRequestedAt": later}), env, checkpoint=Marks()
     )
     assert ready(result.status)["reason"] == "StoreAlreadyExists"
     assert existing.id in ready(result.status)["message"]
     assert "createRequestedAt" not in result.status
-    deleted = await finalize_object(view(status={"createRequestedAt": later}), env)
+    deleted = await finalize_object(view(status={"createRequestedAt": later}), replace(env, create_grace=0))
     assert deleted.action is DeleteAction.NOTHING
     assert len(fastly.stores()) == 1
 
 
 async def test_a_refused_create_forgets_its_mark(fastly: FastlyEmulator, env: Environment) -> None:
     fastly.faults.add(method="POST", route="/resources/stores/secret", kind="status", status=400, count=1)
-    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(), env, checkpoint=Marks())
     assert ready(result.status)["reason"] == "FastlyRejected"
     assert "createRequestedAt" not in result.status
 
 
-async def test_two_objects_cannot_manage_one_store(fastly: FastlyEmulator, env: Environment) -> None:
-    first = await reconcile_object(view({"name": "shared"}), env, mark_create_requested=Marks())
-    other = ObjectView(
-        NAMESPACE, "other", 1, {"apiTokenSecretRef": {"name": "fastly-api-token"}, "name": "shared"}, {}, uid="uid-2"
-    )
-    second = await reconcile_object(other, env, mark_create_requested=Marks())
+async def test_two_objects_cannot_manage_one_store(
+    fastly: FastlyEmulator, env: Environment, owners: MemoryOwners
+) -> None:
+    first_view = view({"name": "shared"})
+    first = await reconcile_object(first_view, env, checkpoint=Marks())
+    owners.observe(replace(first_view, status=first.status))
+    other = view({"name": "shared"}, name="other", created="2026-01-02T00:00:00Z")
+    second = await reconcile_object(other, env, checkpoint=Marks())
     assert ready(first.status)["reason"] == "Synced"
     assert ready(second.status)["reason"] == "StoreInUse"
     assert f"{NAMESPACE}/checkout" in ready(second.status)["message"]
-    assert "id" not in second.status
+    assert "id" not in second.status and "storeName" not in second.status
+    assert second.waiting_for == "shared"
+    # Deleting the refused object deletes nothing, whatever its policy.
+    owners.observe(replace(other, status=second.status))
+    assert (await finalize_object(replace(other, status=second.status), env)).action is DeleteAction.NOTHING
+    assert len(fastly.stores()) == 1
     await finalize_object(view({"name": "shared", "deletionPolicy": "Retain"}, status=first.status), env)
-    third = await reconcile_object(other, env, mark_create_requested=Marks())
+    owners.forget(first_view.uid)
+    third = await reconcile_object(other, env, checkpoint=Marks())
     assert ready(third.status)["reason"] == "Synced"
+    assert third.status["id"] == first.status["id"]
 
 
 @pytest.mark.parametrize("bad", ["tok en", "tok\nen", "tökén", "tok\x00en"])
@@ -336,7 +346,7 @@ async def test_a_secret_that_cannot_be_a_token_is_refused_before_any_request(
     fastly: FastlyEmulator, env: Environment, secrets: DictSecrets, bad: str
 ) -> None:
     secrets.put("fastly-api-token", token=bad)
-    result = await reconcile_object(view(), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(), env, checkpoint=Marks())
     assert ready(result.status)["reason"] == "CredentialsNotFound"
     assert bad not in ready(result.status)["message"]
     assert fastly.requests == []

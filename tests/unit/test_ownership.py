@@ -1,0 +1,90 @@
+"""Who manages a store, decided from the claims the objects' status records: restarts, ties and accounts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastly_secret_store_operator.owners import ClaimIndex, claim_shows
+from fastly_secret_store_operator.reconcile.ownership import Claim, claim_from_object, manager_before
+
+ACCOUNT = "acct-1"
+
+
+def claim(
+    uid: str, created: str, *, account: str | None = ACCOUNT, store: str | None = None, scope: str = "a/t"
+) -> Claim:
+    return Claim(uid, f"ns/{uid}", created, "shared", account, store, scope)
+
+
+def test_the_object_recording_the_store_id_manages_it_whoever_reconciles_first() -> None:
+    owner = claim("owner", "2026-01-02T00:00:00Z", store="S1")
+    # Older, but it never got the store: after a restart it must not take it over.
+    refused = claim("refused", "2026-01-01T00:00:00Z", account=None)
+    assert manager_before(refused, [owner, refused], ACCOUNT) == owner
+    assert manager_before(owner, [owner, refused], ACCOUNT) is None
+
+
+def test_a_recorded_name_claim_beats_a_newcomer_and_the_older_of_two_claims_wins() -> None:
+    first = claim("first", "2026-01-01T00:00:00Z")
+    second = claim("second", "2026-01-03T00:00:00Z")
+    newcomer = claim("new", "2025-01-01T00:00:00Z", account=None)
+    assert manager_before(newcomer, [first, second, newcomer], ACCOUNT) == first
+    assert manager_before(second, [first, second], ACCOUNT) == first
+    assert manager_before(first, [first, second], ACCOUNT) is None
+
+
+def test_claims_of_another_account_do_not_conflict() -> None:
+    theirs = claim("theirs", "2026-01-01T00:00:00Z", account="acct-2", store="S9")
+    mine = claim("mine", "2026-01-02T00:00:00Z", account=None, scope="b/t")
+    assert manager_before(mine, [theirs], ACCOUNT) is None
+
+
+def test_newcomers_conflict_only_when_they_read_the_same_token_secret() -> None:
+    older = claim("older", "2026-01-01T00:00:00Z", account=None, scope="shop/token")
+    elsewhere = claim("elsewhere", "2026-01-02T00:00:00Z", account=None, scope="billing/token")
+    same = claim("same", "2026-01-02T00:00:00Z", account=None, scope="shop/token")
+    assert manager_before(elsewhere, [older, elsewhere], ACCOUNT) is None
+    assert manager_before(same, [older, same], ACCOUNT) == older
+
+
+def test_two_recorded_ids_of_one_name_are_two_stores() -> None:
+    one = claim("one", "2026-01-01T00:00:00Z", store="S1")
+    two = claim("two", "2026-01-02T00:00:00Z", store="S2")
+    assert manager_before(two, [one, two], ACCOUNT) is None
+    doubled = claim("doubled", "2026-01-03T00:00:00Z", store="S1")
+    assert manager_before(doubled, [one, two, doubled], ACCOUNT) == one
+
+
+def test_the_claim_comes_from_the_status_only_when_it_names_the_spec_store() -> None:
+    spec = {"name": "shared", "apiTokenSecretRef": {"name": "token"}}
+    status = {"accountId": ACCOUNT, "storeName": "shared", "id": "S1"}
+    made = claim_from_object(uid="u", namespace="ns", name="n", created="c", spec=spec, status=status)
+    assert (made.account_id, made.store_id, made.token_scope, made.who) == (ACCOUNT, "S1", "ns/token", "ns/n")
+    stale = claim_from_object(
+        uid="u", namespace="ns", name="n", created="c", spec=spec, status={**status, "storeName": "x"}
+    )
+    assert (stale.account_id, stale.store_id) == (None, None)
+
+
+async def test_the_index_wakes_waiters_when_a_claim_changes_or_goes() -> None:
+    woken: list[str] = []
+    index = ClaimIndex(woken.append)
+    owner = claim("owner", "2026-01-01T00:00:00Z", store="S1")
+    index.observed(owner)
+    assert index.claims("shared") == [owner]
+    index.observed(owner)
+    assert woken == []
+    index.forget("owner")
+    assert woken == ["shared"]
+    assert index.claims("shared") == []
+
+
+async def test_a_written_claim_is_awaited_until_the_watch_brings_it() -> None:
+    index = ClaimIndex(lambda _: None)
+    fields = {"accountId": ACCOUNT, "storeName": "shared"}
+    waiting = asyncio.create_task(index.wait_visible("mine", claim_shows(fields)))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    index.observed(claim("mine", "2026-01-01T00:00:00Z"))
+    await asyncio.wait_for(waiting, 1)
+    assert [c.uid for c in index.claims("shared")] == ["mine"]
