@@ -54,11 +54,13 @@ SEALED = SealedValue(
         ),
         pytest.param(
             httpx.Response(502, text="<html><body>Bad   gateway</body></html>"),
-            "<html><body>Bad gateway</body></html>",
+            "Bad Gateway (Bad gateway)",
             id="html",
         ),
         pytest.param(httpx.Response(503), "Service Unavailable", id="empty"),
-        pytest.param(httpx.Response(400, json=["not", "an", "object"]), '["not","an","object"]', id="json-array"),
+        pytest.param(
+            httpx.Response(400, json=["not", "an", "object"]), 'Bad Request (["not","an","object"])', id="json-array"
+        ),
     ],
 )
 async def test_messages_come_from_every_body_shape(make_api: Any, response: httpx.Response, expected: str) -> None:
