@@ -14,6 +14,7 @@ from datetime import datetime
 from urllib.parse import quote, quote_plus
 
 _REDACTED = "<redacted>"
+_PLACEHOLDER = "\x00redacted\x00"  # stands in for _REDACTED while markup is stripped
 _MAX_TEXT = 300  # Fastly's own msg and detail are cut to this many characters
 _MAX_PAGE_TEXT = 200  # the text of a non-JSON error body (an HTML page from a proxy, say) to this many
 _INVISIBLE_MARKUP = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -123,7 +124,10 @@ def read_error_body(content: bytes, *, redact: Iterable[str] = ()) -> tuple[str 
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        return None, clean(_without_markup(redact_text(text, secrets)), _MAX_PAGE_TEXT)
+        # Redacted before the markup goes (a tag inside a token must not split it), and again after (entities
+        # decoded); the marker is put in last, so it is not taken for markup itself.
+        plain = _without_markup(redact_text(text, secrets, marker=_PLACEHOLDER))
+        return None, clean(plain.replace(_PLACEHOLDER, _REDACTED), _MAX_PAGE_TEXT)
     errors = body.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
@@ -136,13 +140,13 @@ def _without_markup(text: str) -> str:
     return html.unescape(text)
 
 
-def redact_text(text: str, secrets: Iterable[str]) -> str:
+def redact_text(text: str, secrets: Iterable[str], *, marker: str = _REDACTED) -> str:
     """``text`` with every non-empty string of ``secrets`` replaced by a marker: as given, and as a server may
     echo it: JSON-escaped (``\\"``, ``\\/``, Go's ``\\u003c``), percent-encoded (either case of hex, ``+`` or
     ``%20`` for a space) and HTML-escaped."""
     forms = {form for secret in secrets if secret for form in _echoed_forms(secret)}
     for form in sorted(forms, key=len, reverse=True):  # longest first: no form is left half replaced
-        text = text.replace(form, _REDACTED)
+        text = text.replace(form, marker)
     return text
 
 
