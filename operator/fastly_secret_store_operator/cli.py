@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         "--token",
         action="append",
         default=[],
-        help="accept this token (repeatable); default: any non-empty one",
+        help="accept this token (repeatable): TOKEN puts it in the default account, ACCOUNT:TOKEN in a named one; "
+        "stores are visible to their account's tokens only. Default: any non-empty token, in the default account",
     )
 
     commands.add_parser("demo", help="run the operator against local emulators of Kubernetes and Fastly")

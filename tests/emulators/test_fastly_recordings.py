@@ -235,3 +235,35 @@ async def test_missing_stores_answer_like_the_sibling_config_store_api(
     # Recorded on the config store API; the secret store API shares its "Record not found" answer.
     secret_store_url = recorded["request"]["url"].replace("/resources/stores/config/", "/resources/stores/secret/")
     await replay.interaction(recorded | {"request": recorded["request"] | {"url": secret_store_url}})
+
+
+TOKEN_SELF_CASSETTE = RECORDINGS / "tokens" / "get_self.yaml"
+
+
+async def test_tokens_self_answers_in_the_recorded_shape() -> None:
+    [recorded] = interactions(TOKEN_SELF_CASSETTE)
+    expected = json.loads(recorded["response"]["body"])
+    emulator = FastlyEmulator(tokens=["team:token"])
+    async with emulator, httpx.AsyncClient(base_url=emulator.url) as api:
+        headers = {name: values[0] for name, values in recorded["request"]["headers"].items()}
+        response = await api.get(urlsplit(recorded["request"]["url"]).path, headers=headers | {"Fastly-Key": "token"})
+    assert response.status_code == recorded["response"]["code"]
+    assert response.headers["Content-Type"] == recorded["response"]["headers"]["Content-Type"][0]
+    actual = response.json()
+    assert set(actual) == set(expected)
+    for key in ("id", "user_id", "customer_id"):
+        assert ID.fullmatch(actual[key]), key
+        assert ID.fullmatch(expected[key].replace("X", "a")), key  # the recording's ids are redacted as X's
+    assert actual["customer_id"] == FastlyEmulator.account_id("team")
+    for key in ("created_at", "last_used_at"):
+        assert SECOND_PRECISION_TIME.fullmatch(expected[key])
+        assert SECOND_PRECISION_TIME.fullmatch(actual[key]), key
+    assert expected["expires_at"] is None
+    assert actual["expires_at"] is None
+    assert (actual["scope"], actual["scopes"]) == (expected["scope"], expected["scopes"])
+    assert actual["user_agent"] == headers["User-Agent"]
+    for key in ("name", "ip", "user_agent"):
+        assert isinstance(actual[key], str), key
+    # An unrestricted token: no services (the recorded one was limited to one service).
+    assert isinstance(expected["services"], list)
+    assert (actual["services"], actual["service_id"]) == ([], None)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import json
 import logging
+import re
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
 
 from fastly_secret_store_operator.fastly import (
     AlreadyExistsError,
+    FastlyClient,
     FastlyError,
     InvalidRequestError,
     NotFoundError,
@@ -54,11 +59,13 @@ SEALED = SealedValue(
         ),
         pytest.param(
             httpx.Response(502, text="<html><body>Bad   gateway</body></html>"),
-            "<html><body>Bad gateway</body></html>",
+            "Bad Gateway (Bad gateway)",
             id="html",
         ),
         pytest.param(httpx.Response(503), "Service Unavailable", id="empty"),
-        pytest.param(httpx.Response(400, json=["not", "an", "object"]), '["not","an","object"]', id="json-array"),
+        pytest.param(
+            httpx.Response(400, json=["not", "an", "object"]), 'Bad Request (["not","an","object"])', id="json-array"
+        ),
     ],
 )
 async def test_messages_come_from_every_body_shape(make_api: Any, response: httpx.Response, expected: str) -> None:
@@ -175,3 +182,64 @@ class TestSecretsNeverLeak:
         assert token not in repr(api.client)
         assert token not in repr(api.client._connection) + str(vars(api.client))  # nor in what it holds
         assert SEALED.secret not in repr(SEALED)
+
+
+# A token with every character a server may escape when it echoes it back.
+AWKWARD_TOKEN = 'awk/ward"tok+en&<k> 9%Zq'
+
+
+def echoed_forms(token: str) -> dict[str, str]:
+    json_escaped = json.dumps(token)[1:-1]
+    return {
+        "json": json_escaped,
+        "json-slash": json_escaped.replace("/", "\\/"),
+        "go": json_escaped.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
+        "percent": quote(token, safe=""),
+        "percent-lower": re.sub(r"%[0-9A-F]{2}", lambda match: match[0].lower(), quote(token, safe="")),
+        "form": quote_plus(token, safe=""),
+        "html": html.escape(token),
+    }
+
+
+@pytest.mark.parametrize("form", list(echoed_forms(AWKWARD_TOKEN)))
+@pytest.mark.parametrize("content_type", ["application/json", "text/html"])
+async def test_a_token_echoed_in_any_escaped_form_is_redacted(form: str, content_type: str) -> None:
+    echoed = echoed_forms(AWKWARD_TOKEN)[form]
+    if content_type == "application/json":
+        # Serialised by hand: the echoed form goes into the JSON text exactly as a server wrote it.
+        content = ('{"msg":"Bad Request","detail":"bad key ' + echoed + ' given"}').encode()
+    else:
+        content = f"<html><body><p>bad key {echoed} given</p></body></html>".encode()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, content=content, headers={"Content-Type": content_type})
+
+    async with FastlyClient(
+        AWKWARD_TOKEN, endpoint="http://127.0.0.1:1", transport=httpx.MockTransport(answer)
+    ) as client:
+        with pytest.raises(InvalidRequestError) as caught:
+            await client.get_store("s1")
+    message = str(caught.value) + repr(caught.value)
+    assert "bad key" in message  # the rest of the message survives
+    assert "given" in message
+    assert "ward" not in message, message
+    assert "tok" not in message, message
+
+
+async def test_an_html_error_page_is_reduced_to_its_status_line_and_short_text(make_api: Any, token: str) -> None:
+    page = (
+        "<!DOCTYPE html><html><head><title>502</title><style>body{color:red}</style>"
+        "<script>var x = 1;</script></head><body><h1>Bad&nbsp;Gateway</h1>"
+        f"<p>The upstream did not answer for {token}.</p>" + "<div>filler text</div>" * 100 + "</body></html>"
+    )
+    api = make_api(lambda request: httpx.Response(502, text=page, headers={"Content-Type": "text/html"}))
+    with pytest.raises(ServerUnavailableError) as caught:
+        await api.client.get_store("s1")
+    message = str(caught.value)
+    assert message.startswith("Bad Gateway (Bad Gateway The upstream did not answer for <redacted>. filler text")
+    assert caught.value.status == 502
+    assert caught.value.detail is not None
+    assert len(caught.value.detail) <= 200
+    for markup in ("<p>", "<div", "<script", "var x", "color:red", "&nbsp;", "<html"):
+        assert markup not in message
+    assert token not in message

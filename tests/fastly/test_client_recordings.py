@@ -24,6 +24,7 @@ from fastly_secret_store_operator.fastly import (
     SealedValue,
     Secret,
     Store,
+    TokenInfo,
 )
 
 PREFIX = "/resources/stores/secret"
@@ -121,3 +122,20 @@ async def test_recorded_not_found_answer_becomes_not_found_error(
         await api.client.get_store("DOES-NOT-EXIST")
     assert str(caught.value) == json.loads(interaction["response"]["body"])["msg"]
     assert caught.value.status == 404
+
+
+async def test_client_reads_the_recorded_token_record(make_api: Any, recorded: Any, replay: Any) -> None:
+    [(_, interaction)] = recorded("tokens")
+    api = make_api(lambda request: replay(interaction))
+    raw = json.loads(interaction["response"]["body"])
+    info = await api.client.get_token_self()
+    assert info == TokenInfo(
+        id=raw["id"],
+        customer_id=raw["customer_id"],
+        user_id=raw["user_id"],
+        expires_at=None,
+        scope=raw["scope"],
+        services=tuple(raw["services"]),
+    )
+    sent = api.requests[0]
+    assert (sent.method, sent.url.path) == (interaction["request"]["method"], "/tokens/self")

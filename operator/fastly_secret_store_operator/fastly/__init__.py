@@ -4,9 +4,11 @@ from ._http import RequestInfo, RetryPolicy, check_endpoint
 from .client import DEFAULT_ENDPOINT, FastlyClient
 from .errors import (
     AlreadyExistsError,
+    ClientKeyRejectedError,
     FastlyError,
     InvalidRequestError,
     NotFoundError,
+    OutcomeUnknownError,
     RateLimitedError,
     ServerUnavailableError,
     SigningKeyMismatchError,
@@ -14,7 +16,7 @@ from .errors import (
     UnexpectedResponseError,
     ValueTooLargeError,
 )
-from .models import ClientKey, Page, RateLimit, SealedValue, Secret, Store, parse_time
+from .models import ClientKey, Page, RateLimit, SealedValue, Secret, Store, TokenInfo, parse_time
 from .sealing import FASTLY_SIGNING_KEY, MAX_VALUE_BYTES, Sealer, verify_client_key
 
 __all__ = [
@@ -23,10 +25,12 @@ __all__ = [
     "MAX_VALUE_BYTES",
     "AlreadyExistsError",
     "ClientKey",
+    "ClientKeyRejectedError",
     "FastlyClient",
     "FastlyError",
     "InvalidRequestError",
     "NotFoundError",
+    "OutcomeUnknownError",
     "Page",
     "RateLimit",
     "RateLimitedError",
@@ -38,6 +42,7 @@ __all__ = [
     "ServerUnavailableError",
     "SigningKeyMismatchError",
     "Store",
+    "TokenInfo",
     "UnauthorizedError",
     "UnexpectedResponseError",
     "ValueTooLargeError",

@@ -23,7 +23,14 @@ import httpcore
 import httpx
 
 from ._network import AsyncioBackend
-from .errors import RateLimitedError, ServerUnavailableError, error_for_status, read_error_body, redact_text
+from .errors import (
+    OutcomeUnknownError,
+    RateLimitedError,
+    ServerUnavailableError,
+    error_for_status,
+    read_error_body,
+    redact_text,
+)
 from .models import RateLimit
 
 logger = logging.getLogger(__name__)
@@ -268,6 +275,9 @@ class Connection:
                     continue
                 # Not chained: the httpx error holds the request, and so the token, for any traceback to show.
                 detail = redact_text(str(exc), (*self.redact, *sensitive)).strip() or None
+                if not route.idempotent and not isinstance(exc, _NOT_SENT):
+                    lost = f"no answer from Fastly ({type(exc).__name__}); the request may have been carried out"
+                    raise OutcomeUnknownError(lost, detail=detail) from None
                 raise ServerUnavailableError(f"cannot reach Fastly ({type(exc).__name__})", detail=detail) from None
             finally:
                 if write:

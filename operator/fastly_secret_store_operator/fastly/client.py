@@ -23,7 +23,7 @@ from ._http import (
     environment_proxy,
     utc_now,
 )
-from .errors import UnexpectedResponseError
+from .errors import OutcomeUnknownError, UnexpectedResponseError
 from .models import (
     ClientKey,
     Page,
@@ -31,11 +31,13 @@ from .models import (
     SealedValue,
     Secret,
     Store,
+    TokenInfo,
     parse_client_key,
     parse_page,
     parse_secret,
     parse_signing_key,
     parse_store,
+    parse_token_info,
 )
 
 T = TypeVar("T")
@@ -63,6 +65,7 @@ PUT_SECRET = Route("PUT", _SECRETS)  # create-or-recreate: repeating writes the 
 RECREATE_SECRET = Route("PATCH", _SECRETS)
 GET_SECRET = Route("GET", _SECRET)
 DELETE_SECRET = Route("DELETE", _SECRET)  # a repeat after a lost answer sees 404 (NotFoundError)
+GET_TOKEN_SELF = Route("GET", "/tokens/self")
 
 
 class FastlyClient:
@@ -154,7 +157,9 @@ class FastlyClient:
             cursor = page.next_cursor
 
     async def create_store(self, name: str) -> Store:
-        return parse_store(await self._json(CREATE_STORE, body={"name": name}))
+        """OutcomeUnknownError when the answer was lost or unreadable: the store may exist. Look it up (after a
+        grace period) before creating it again."""
+        return await self._created(CREATE_STORE, parse_store, body={"name": name})
 
     async def get_store(self, store_id: str) -> Store:
         return parse_store(await self._json(GET_STORE, {"store_id": store_id}))
@@ -162,6 +167,12 @@ class FastlyClient:
     async def delete_store(self, store_id: str) -> None:
         """Delete the store and every secret in it."""
         await self._connection.request(DELETE_STORE, {"store_id": store_id})
+
+    # The token itself
+
+    async def get_token_self(self) -> TokenInfo:
+        """The token's own record: which account (customer_id) it belongs to and when it expires."""
+        return parse_token_info(await self._json(GET_TOKEN_SELF))
 
     # Keys for client-side encryption
 
@@ -186,7 +197,8 @@ class FastlyClient:
         return parse_page(body, parse_secret, requested_limit=params["limit"])
 
     async def create_secret(self, store_id: str, name: str, value: SealedValue) -> Secret:
-        """Create; AlreadyExistsError if the name is taken."""
+        """Create; AlreadyExistsError if the name is taken, OutcomeUnknownError if the answer was lost or
+        unreadable (the secret may have been written)."""
         return await self._write_secret(CREATE_SECRET, store_id, name, value)
 
     async def put_secret(self, store_id: str, name: str, value: SealedValue) -> Secret:
@@ -207,8 +219,30 @@ class FastlyClient:
         if not name:
             raise ValueError("a secret name must not be empty")
         body = {"name": name, "secret": value.secret, "client_key": value.client_key}
-        response_body = await self._json(route, {"store_id": store_id}, body=body, sensitive=(value.secret,))
-        return parse_secret(response_body)
+        path, sensitive = {"store_id": store_id}, (value.secret,)
+        if not route.idempotent:
+            return await self._created(route, parse_secret, path, body=body, sensitive=sensitive)
+        return parse_secret(await self._json(route, path, body=body, sensitive=sensitive))
+
+    async def _created(
+        self,
+        route: Route,
+        parse: Callable[[object], T],
+        path: dict[str, str] | None = None,
+        *,
+        body: dict[str, str],
+        sensitive: tuple[str, ...] = (),
+    ) -> T:
+        """A non-idempotent write: a success the client cannot read (not JSON, a field missing) says the thing
+        was done, not that it was refused, so it is an unknown outcome rather than an unexpected response."""
+        try:
+            return parse(await self._json(route, path, body=body, sensitive=sensitive))
+        except UnexpectedResponseError as error:
+            raise OutcomeUnknownError(
+                f"Fastly's answer to {route.label} cannot be read; it may have been carried out",
+                status=error.status,
+                detail=error.msg,
+            ) from None
 
     async def _json(
         self,

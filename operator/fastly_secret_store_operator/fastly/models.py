@@ -45,6 +45,18 @@ class ClientKey:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What ``GET /tokens/self`` says about the token making the request."""
+
+    id: str
+    customer_id: str  # the Fastly account the token belongs to
+    user_id: str
+    expires_at: datetime | None  # None: never expires
+    scope: str  # space-separated, e.g. "global" or "global:read purge_select"
+    services: tuple[str, ...]  # the service ids it is limited to; empty for all
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     data: list[T]
     next_cursor: str | None  # None on the last page
@@ -122,6 +134,18 @@ class _Fields:
             raise self._bad(key, f"{size} bytes")
         return raw
 
+    def optional_time(self, key: str) -> datetime | None:
+        return None if self._object.get(key) is None else self.time(key)
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        """A list of strings; absent or null is empty."""
+        value = self._object.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise self._bad(key, "a list of strings")
+        return tuple(value)
+
     def flag(self, key: str) -> bool:
         value = self._object.get(key, False)
         if not isinstance(value, bool):
@@ -157,6 +181,22 @@ def parse_client_key(body: object) -> ClientKey:
 
 def parse_signing_key(body: object) -> bytes:
     return _Fields(body, "signing key").base64("signing_key", PUBLIC_KEY_BYTES)
+
+
+def parse_token_info(body: object) -> TokenInfo:
+    fields = _Fields(body, "token")
+    identity = {key: fields.text(key) for key in ("id", "customer_id", "user_id")}
+    for key, value in identity.items():
+        if not value:
+            raise UnexpectedResponseError(f"Fastly returned a token whose {key!r} is empty")
+    # "scope" is the space-separated form; "scopes" the list (both recorded). Either will do.
+    scope = fields.text("scope") if fields.optional("scope") is not None else " ".join(fields.texts("scopes"))
+    return TokenInfo(
+        **identity,
+        expires_at=fields.optional_time("expires_at"),
+        scope=scope,
+        services=fields.texts("services"),
+    )
 
 
 def parse_page(body: object, parse_item: Callable[[object], T], *, requested_limit: int) -> Page[T]:

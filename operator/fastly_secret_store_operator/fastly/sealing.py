@@ -72,6 +72,17 @@ class Sealer:
             )
         return seal_with(await self._usable_client_key(), value)
 
+    def discard(self, client_key: str) -> bool:
+        """Stop using ``client_key`` (SealedValue.client_key, base64) after Fastly refused it
+        (ClientKeyRejectedError); the next seal() fetches and verifies a new key. Only that key is dropped: when
+        many writes fail with one key, the first discard drops it and the others find a newer key in its place,
+        so they still share one fetch. True if the key was the cached one."""
+        key = self._client_key
+        if key is None or base64.b64encode(key.public_key).decode("ascii") != client_key:
+            return False
+        self._client_key = None
+        return True
+
     async def _usable_client_key(self) -> ClientKey:
         key = self._client_key
         if key is not None and self._clock() < key.expires_at - self._refresh_margin:

@@ -1,4 +1,4 @@
-"""The twelve secret store endpoints, as aiohttp handlers over the in-memory stores."""
+"""The twelve secret store endpoints and ``GET /tokens/self``, as aiohttp handlers over the in-memory state."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from aiohttp import web
 
+from .accounts import Accounts
 from .keys import ClientKeyring, decode_base64
 from .model import ApiError, JsonObject, bad_request, check_name
 from .state import Page, SecretStores, WriteMode, parse_limit
@@ -30,6 +31,7 @@ class Route(StrEnum):
     RECREATE_SECRET = f"PATCH {_STORES}/{{store_id}}/secrets"
     GET_SECRET = f"GET {_STORES}/{{store_id}}/secrets/{{name}}"
     DELETE_SECRET = f"DELETE {_STORES}/{{store_id}}/secrets/{{name}}"
+    GET_TOKEN_SELF = "GET /tokens/self"  # noqa: S105 - a route, not a password
 
     @property
     def method(self) -> str:
@@ -72,9 +74,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SecretStoreApi:
-    def __init__(self, stores: SecretStores, keyring: ClientKeyring) -> None:
+    """The handlers. Each acts for the account of the request's token, which the middleware has accepted."""
+
+    def __init__(self, stores: SecretStores, keyring: ClientKeyring, accounts: Accounts) -> None:
         self.stores = stores
         self.keyring = keyring
+        self.accounts = accounts
+
+    def _account(self, request: web.Request) -> str:
+        return self.accounts.account_of(request.headers.get("Fastly-Key", ""))
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         handlers: dict[Route, Handler] = {
@@ -91,6 +99,7 @@ class SecretStoreApi:
             Route.RECREATE_SECRET: self.recreate_secret,
             Route.GET_SECRET: self.get_secret,
             Route.DELETE_SECRET: self.delete_secret,
+            Route.GET_TOKEN_SELF: self.get_token_self,
         }
         for route, handler in handlers.items():
             router.add_route(route.method, route.path, handler, name=route.name)
@@ -98,19 +107,23 @@ class SecretStoreApi:
     async def list_stores(self, request: web.Request) -> web.Response:
         query = request.query
         page = self.stores.list_stores(
-            name=query.get("name"), cursor=query.get("cursor"), limit=parse_limit(query.get("limit"))
+            name=query.get("name"),
+            cursor=query.get("cursor"),
+            limit=parse_limit(query.get("limit")),
+            account=self._account(request),
         )
         return _page_response(page)
 
     async def create_store(self, request: web.Request) -> web.Response:
         body = await _json_object(request)
-        return json_response(self.stores.create_store(body.get("name")).to_json(), status=201)
+        store = self.stores.create_store(body.get("name"), self._account(request))
+        return json_response(store.to_json(), status=201)
 
     async def get_store(self, request: web.Request) -> web.Response:
-        return json_response(self.stores.get_store(request.match_info["store_id"]).to_json())
+        return json_response(self.stores.get_store(request.match_info["store_id"], self._account(request)).to_json())
 
     async def delete_store(self, request: web.Request) -> web.Response:
-        self.stores.delete_store(request.match_info["store_id"])
+        self.stores.delete_store(request.match_info["store_id"], self._account(request))
         return web.Response(status=204)
 
     async def create_client_key(self, request: web.Request) -> web.Response:
@@ -122,7 +135,8 @@ class SecretStoreApi:
     async def list_secrets(self, request: web.Request) -> web.Response:
         query = request.query
         limit = parse_limit(query.get("limit"))
-        page = self.stores.list_secrets(request.match_info["store_id"], cursor=query.get("cursor"), limit=limit)
+        store_id, account = request.match_info["store_id"], self._account(request)
+        page = self.stores.list_secrets(store_id, cursor=query.get("cursor"), limit=limit, account=account)
         return _page_response(page)
 
     async def create_secret(self, request: web.Request) -> web.Response:
@@ -135,8 +149,8 @@ class SecretStoreApi:
         return await self._write_secret(request, WriteMode.RECREATE)
 
     async def _write_secret(self, request: web.Request, mode: WriteMode) -> web.Response:
-        store_id = request.match_info["store_id"]
-        self.stores.get_store(store_id)  # a missing store is a 404 whatever the body says
+        store_id, account = request.match_info["store_id"], self._account(request)
+        self.stores.get_store(store_id, account)  # a missing store is a 404 whatever the body says
         body = await _json_object(request)
         name = check_name(body.get("name"))
         if not body.get("secret"):
@@ -145,13 +159,19 @@ class SecretStoreApi:
         client_key = body.get("client_key")
         # With a client key the value is a sealed box; without one it is the plaintext itself.
         plaintext = value if client_key is None else self.keyring.open(client_key, value)
-        secret, replaced = self.stores.write_secret(store_id, name, plaintext, mode)
+        secret, replaced = self.stores.write_secret(store_id, name, plaintext, mode, account)
         return json_response(secret.to_json(recreated=replaced))
 
     async def get_secret(self, request: web.Request) -> web.Response:
-        secret = self.stores.get_secret(request.match_info["store_id"], request.match_info["name"])
-        return json_response(secret.to_json())
+        match, account = request.match_info, self._account(request)
+        return json_response(self.stores.get_secret(match["store_id"], match["name"], account).to_json())
 
     async def delete_secret(self, request: web.Request) -> web.Response:
-        self.stores.delete_secret(request.match_info["store_id"], request.match_info["name"])
+        self.stores.delete_secret(request.match_info["store_id"], request.match_info["name"], self._account(request))
         return web.Response(status=204)
+
+    async def get_token_self(self, request: web.Request) -> web.Response:
+        record = self.accounts.authenticate(
+            request.headers.get("Fastly-Key", ""), ip=request.remote, user_agent=request.headers.get("User-Agent")
+        )
+        return json_response(record.to_json())

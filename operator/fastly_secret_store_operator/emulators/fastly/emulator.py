@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from types import TracebackType
 
@@ -16,7 +17,8 @@ import nacl.signing
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .api import Route, SecretStoreApi, error_response
+from .accounts import DEFAULT_ACCOUNT, Accounts, account_id
+from .api import Route, SecretStoreApi, error_response, json_response
 from .faults import Fault, FaultInjector
 from .keys import ClientKeyring
 from .limits import WriteBudget
@@ -26,6 +28,9 @@ from .state import SecretStores, WriteMode
 logger = logging.getLogger(__name__)
 
 _UNLIMITED_METHODS = frozenset({"GET", "HEAD"})  # reads are not rate limited
+_ANSWER_FAULTS = frozenset({"lost", "garble"})  # faults applied after the request is carried out
+# A 2xx that is not JSON: what a misconfigured proxy in front of an API might send.
+_HTML_PAGE = "<html><head><title>201 Created</title></head><body><h1>Created</h1></body></html>\n"
 
 
 @dataclass(frozen=True)
@@ -51,23 +56,27 @@ class FastlyEmulator:
         seed: int | None = None,
         clock: Callable[[], float] = time.time,
         record_requests: bool = True,
+        allow_duplicate_names: bool = False,
     ) -> None:
-        """`tokens`: accepted tokens (None: any non-empty one). `write_budget`: non-GET requests allowed per
-        `budget_window` seconds and token before 429 (None: unlimited). `latency`: seconds added to every
-        request. `seed` makes ids, digests, keys and fault rates reproducible. `clock` gives epoch seconds.
-        `record_requests`: keep `requests` (long-running servers turn it off to keep memory flat)."""
-        self.tokens = frozenset(tokens) if tokens is not None else None
+        """`tokens`: accepted tokens, each `TOKEN` (the default account) or `ACCOUNT:TOKEN` (None: any non-empty
+        token, in the default account); stores are visible to their account's tokens only. `write_budget`:
+        non-GET requests allowed per `budget_window` seconds and token before 429 (None: unlimited). `latency`:
+        seconds added to every request. `seed` makes ids, digests, keys and fault rates reproducible. `clock`
+        gives epoch seconds. `record_requests`: keep `requests` (long-running servers turn it off to keep memory
+        flat). `allow_duplicate_names`: create a store even when its account has one of that name (else 409)."""
         self.latency = latency
         randomness = Randomness(seed)
         if signing_key is None:
             signing_key = nacl.signing.SigningKey(randomness.random_bytes(32))
+        self.accounts = Accounts(tokens, randomness, clock)
         self.keyring = ClientKeyring(signing_key, randomness, client_key_ttl, clock)
         self.budget = WriteBudget(write_budget, budget_window, clock)
         self.faults = FaultInjector(seed)
         self.requests: list[RecordedRequest] = []
         self.record_requests = record_requests
         self._stores = SecretStores(randomness, clock)
-        self._api = SecretStoreApi(self._stores, self.keyring)
+        self._stores.allow_duplicate_names = allow_duplicate_names
+        self._api = SecretStoreApi(self._stores, self.keyring, self.accounts)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -135,7 +144,7 @@ class FastlyEmulator:
             # still carried out, as a real server does with a request it has read.
             await request.read()
             await asyncio.sleep(delay)
-        if plan.ending is not None:
+        if plan.ending is not None and plan.ending.kind not in _ANSWER_FAULTS:
             return self._injected(request, plan.ending)
         budget_headers: dict[str, str] = {}
         try:
@@ -149,7 +158,29 @@ class FastlyEmulator:
         except ApiError as error:
             return error_response(error, budget_headers)
         response.headers.update(budget_headers)
+        if plan.ending is not None:
+            return await self._spoil_answer(request, response, plan.ending)
         return response
+
+    @staticmethod
+    async def _spoil_answer(
+        request: web.Request, response: web.StreamResponse, fault: Fault
+    ) -> web.StreamResponse | None:
+        """A "lost" or "garble" fault, once the request has been carried out."""
+        if fault.kind == "lost":
+            await asyncio.sleep(fault.hold)
+            if request.transport is not None:
+                request.transport.abort()
+            return None
+        if not 200 <= response.status < 300 or not isinstance(response, web.Response) or response.body is None:
+            return response  # only a success is garbled
+        headers = {name: value for name, value in response.headers.items() if name.lower().startswith("fastly-")}
+        if fault.garbling == "not-json":
+            return web.Response(status=response.status, text=_HTML_PAGE, content_type="text/html", headers=headers)
+        assert isinstance(response.body, bytes)
+        body = json.loads(response.body)
+        body.pop(fault.garbling.removeprefix("no-").replace("-", "_"), None)
+        return json_response(body, status=response.status, headers=headers)
 
     @staticmethod
     async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -162,8 +193,7 @@ class FastlyEmulator:
 
     def _authenticate(self, request: web.Request) -> str:
         token = request.headers.get("Fastly-Key", "")
-        if not token or (self.tokens is not None and token not in self.tokens):
-            raise ApiError(401, "Provided credentials are missing or invalid")
+        self.accounts.authenticate(token, ip=request.remote, user_agent=request.headers.get("User-Agent"))
         return token
 
     @staticmethod
@@ -175,16 +205,63 @@ class FastlyEmulator:
         error = ApiError(fault.status, HTTPStatus(fault.status).phrase, "injected fault")
         return error_response(error, fault.headers)
 
+    # -- accounts, tokens and modes, from tests ------------------------------------------------------------
+
+    def add_token(self, token: str, account: str = DEFAULT_ACCOUNT, *, expires_at: datetime | None = None) -> None:
+        """Accept `token` as one of `account`'s from now on (a known token moves to `account`)."""
+        self.accounts.add(token, account, expires_at=expires_at)
+
+    def set_token_expiry(self, token: str, expires_at: datetime | None) -> None:
+        """What `GET /tokens/self` says as `expires_at` (None: never); once past, the token gets 401."""
+        self.accounts.set_expiry(token, expires_at)
+
+    def revoke_token(self, token: str) -> None:
+        """The token gets 401 from now on."""
+        self.accounts.remove(token)
+
+    @staticmethod
+    def account_id(account: str = DEFAULT_ACCOUNT) -> str:
+        """The `customer_id` of `account`: the same in every emulator and every run."""
+        return account_id(account)
+
+    def account_of(self, store_id: str) -> str:
+        """The name of the account a store belongs to."""
+        return self._stores.account_of(store_id)
+
+    @property
+    def allow_duplicate_names(self) -> bool:
+        return self._stores.allow_duplicate_names
+
+    @allow_duplicate_names.setter
+    def allow_duplicate_names(self, allowed: bool) -> None:
+        self._stores.allow_duplicate_names = allowed
+
+    def refuse_client_keys(self, count: int = 1) -> None:
+        """Refuse the client key of the next `count` sealed writes as expired (400), whatever its expiry."""
+        self.keyring.refuse_next(count)
+
+    def expire_client_keys(self) -> None:
+        """Every client key issued so far expires now: writes sealed to one get 400 "client key expired"."""
+        self.keyring.expire_all()
+
+    def forget_client_keys(self) -> None:
+        """Forget every client key issued so far: writes sealed to one get 400 "client key unknown"."""
+        self.keyring.forget_all()
+
     # -- inspecting and changing state from tests, bypassing HTTP, faults and budgets -----------------------
 
-    def stores(self) -> list[Store]:
-        return self._stores.all_stores()
+    def stores(self, account: str | None = None) -> list[Store]:
+        """Every store (of `account` only, if given)."""
+        return self._stores.all_stores(account)
+
+    def stores_named(self, name: str, account: str | None = None) -> list[Store]:
+        return [store for store in self.stores(account) if store.name == name]
 
     def store(self, store_id: str) -> Store:
         return self._stores.get_store(store_id)
 
-    def store_named(self, name: str) -> Store | None:
-        return next((store for store in self.stores() if store.name == name), None)
+    def store_named(self, name: str, account: str | None = None) -> Store | None:
+        return next(iter(self.stores_named(name, account)), None)
 
     def secrets(self, store_id: str) -> list[Secret]:
         return self._stores.all_secrets(store_id)
@@ -199,8 +276,8 @@ class FastlyEmulator:
         """The value as stored, decrypted; for tests only: no endpoint ever returns it."""
         return self._stores.get_secret(store_id, name).plaintext
 
-    def create_store_direct(self, name: str) -> Store:
-        return self._stores.create_store(name)
+    def create_store_direct(self, name: str, account: str = DEFAULT_ACCOUNT) -> Store:
+        return self._stores.create_store(name, account)
 
     def delete_store_direct(self, store_id: str) -> None:
         self._stores.delete_store(store_id)

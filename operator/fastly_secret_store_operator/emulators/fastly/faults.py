@@ -1,4 +1,9 @@
-"""Faults on demand: added latency, error statuses and dropped connections, per route."""
+"""Faults on demand, per route: added latency, error statuses and dropped connections (the request not carried
+out), lost answers (carried out, then the connection dropped) and garbled answers (carried out, then a 2xx the
+client cannot read).
+
+A slow create is a latency fault on ``Route.CREATE_STORE``: the request is read, the delay passes, and only then
+is the store created and the answer sent, so until then a lookup by name finds nothing."""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 
-FaultKind = Literal["latency", "status", "drop"]
-FAULT_KINDS: tuple[FaultKind, ...] = ("latency", "status", "drop")
+FaultKind = Literal["latency", "status", "drop", "lost", "garble"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("latency", "status", "drop", "lost", "garble")
+# What "garble" does to a 2xx answer: HTML instead of JSON, or the JSON without one of its fields.
+Garbling = Literal["not-json", "no-created-at", "no-id"]
+GARBLINGS: tuple[Garbling, ...] = ("not-json", "no-created-at", "no-id")
 
 
 @dataclass
@@ -19,6 +27,8 @@ class Fault:
     status: int
     delay: float
     headers: dict[str, str]
+    hold: float  # "lost": seconds the carried-out request's connection stays silent before it is dropped
+    garbling: Garbling
     remaining: int | None  # None: no limit on how many times it fires
     rate: float | None  # None: fires on every matching request
     rng: random.Random = field(repr=False)
@@ -71,11 +81,23 @@ class FaultInjector:
         rate: float | None = None,
         seed: int | None = None,
         headers: dict[str, str] | None = None,
+        hold: float = 0.0,
+        garbling: Garbling = "not-json",
     ) -> None:
         """Applies a fault to the next `count` matching requests (every one when None), or to a seeded `rate`
-        of them. `route` is a template as in `Route`, with or without the method in front."""
+        of them. `route` is a template as in `Route`, with or without the method in front.
+
+        Kinds: "latency" (`delay` seconds before the request is carried out), "status" (answers `status`
+        without carrying it out), "drop" (closes the connection without carrying it out), "lost" (carries it
+        out, keeps the connection silent for `hold` seconds, then closes it without an answer: longer than the
+        client's timeout, the client times out), "garble" (carries it out; a 2xx answer is replaced as
+        `garbling` says: "not-json" an HTML page, "no-created-at" or "no-id" the JSON without that field)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {FAULT_KINDS}")
+        if garbling not in GARBLINGS:
+            raise ValueError(f"garbling must be one of {GARBLINGS}")
+        if hold < 0:
+            raise ValueError("hold must not be negative")
         if count is not None and count < 1:
             raise ValueError("count must be at least 1")
         if rate is not None and not 0.0 <= rate <= 1.0:
@@ -92,6 +114,8 @@ class FaultInjector:
             status,
             delay,
             dict(headers or {}),
+            hold,
+            garbling,
             count,
             rate,
             rng,

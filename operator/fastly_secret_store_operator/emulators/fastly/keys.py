@@ -13,7 +13,16 @@ import nacl.exceptions
 import nacl.public
 import nacl.signing
 
-from .model import JsonObject, Randomness, bad_request, rfc3339_nano
+from .model import ApiError, JsonObject, Randomness, bad_request, rfc3339_nano
+
+
+def client_key_expired() -> ApiError:
+    # How real Fastly refuses an expired client key is unrecorded; this is a plausible 400 in its usual shape.
+    return bad_request("client key expired; fetch a new one from POST /resources/stores/secret/client-key")
+
+
+def client_key_unknown() -> ApiError:
+    return bad_request("unknown client key; fetch one from POST /resources/stores/secret/client-key")
 
 
 def decode_base64(text: object, field_name: str) -> bytes:
@@ -47,6 +56,7 @@ class ClientKeyring:
         self._clock = clock
         self._lock = threading.Lock()
         self._issued: dict[bytes, IssuedClientKey] = {}
+        self._refusals_left = 0
 
     @property
     def verify_key(self) -> bytes:
@@ -70,14 +80,36 @@ class ClientKeyring:
             "expires_at": rfc3339_nano(expires_at_ns),
         }
 
+    def refuse_next(self, count: int = 1) -> None:
+        """Refuse the client key of the next ``count`` sealed writes as expired, whatever its expiry."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with self._lock:
+            self._refusals_left += count
+
+    def expire_all(self) -> None:
+        """Every key issued so far expires now (they keep answering "expired", as a real expired key would)."""
+        now_ns = int(self._clock() * 1e9)
+        with self._lock:
+            for public_key, issued in self._issued.items():
+                self._issued[public_key] = IssuedClientKey(issued.private_key, min(issued.expires_at_ns, now_ns))
+
+    def forget_all(self) -> None:
+        """Forget every key issued so far: writes sealed to one are refused as unknown keys."""
+        with self._lock:
+            self._issued.clear()
+
     def open(self, client_key_b64: object, sealed: bytes) -> bytes:
         public_key = decode_base64(client_key_b64, "client_key")
         with self._lock:
             issued = self._issued.get(public_key)
+            refused = issued is not None and self._refusals_left > 0
+            if refused:
+                self._refusals_left -= 1
         if issued is None:
-            raise bad_request("client_key: unknown client key; fetch one from POST /resources/stores/secret/client-key")
-        if int(self._clock() * 1e9) >= issued.expires_at_ns:
-            raise bad_request("client_key: expired; fetch a new one")
+            raise client_key_unknown()
+        if refused or int(self._clock() * 1e9) >= issued.expires_at_ns:
+            raise client_key_expired()
         try:
             return nacl.public.SealedBox(issued.private_key).decrypt(sealed)
         except nacl.exceptions.CryptoError:

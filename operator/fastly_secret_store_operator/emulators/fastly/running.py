@@ -56,7 +56,12 @@ async def serve(host: str, port: int, tokens: list[str] | None, **kwargs: Any) -
     emulator = FastlyEmulator(tokens=tokens, **kwargs)
     url = await emulator.start(host, port)
     try:
-        accepts = f"{len(tokens)} token(s) given with --token" if tokens else "any non-empty token"
+        accounts = emulator.accounts.names
+        accepts = (
+            f"{emulator.accounts.count} token(s) in {len(accounts)} account(s) given with --token"
+            if tokens
+            else "any non-empty token, in the default account"
+        )
         print(f"Fastly API emulator listening on {url} (accepts {accepts} in the Fastly-Key header)", flush=True)
         print(f"Its client keys are signed by Ed25519 key {emulator.signing_key_b64}", flush=True)
         print(
