@@ -91,15 +91,79 @@ async def test_a_changed_key_rewrites_only_its_entry(
     assert "APP_HOST" in second.events[0].message
 
 
-async def test_explicit_entry_wins_over_entries_from(
+async def test_two_sources_of_one_entry_name_are_refused_not_guessed(
     fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
 ) -> None:
     seed(secrets)
+    first = await sync(env, {**ENTRIES, "pruneEntries": True})
+    store_id = first.status["id"]
     secrets.put("overrides", host=b"explicit")
-    spec = dict(ENTRIES)
-    spec["entries"] = [*ENTRIES["entries"], {"name": "APP_HOST", "secretKeyRef": {"name": "overrides", "key": "host"}}]
+    spec = {
+        **ENTRIES,
+        "pruneEntries": True,
+        "entries": [*ENTRIES["entries"], {"name": "APP_HOST", "secretKeyRef": {"name": "overrides", "key": "host"}}],
+    }
+    secrets.put("app-config", HOST="db.internal", PORT="6543")
+    result = await sync(env, spec, status=first.status)
+    assert ready_reason(result) == "EntryConflict"
+    message = find(result.status["conditions"], "Ready")["message"]  # type: ignore[index]
+    assert "entry APP_HOST" in message
+    assert "Secret overrides (spec.entries[2])" in message and "Secret app-config (spec.entriesFrom[0])" in message
+    # Neither source wins: the entry keeps its value and its record; the other entries still sync.
+    assert fastly.plaintext(store_id, "APP_HOST") == b"db.internal"
+    assert "APP_HOST" in [e["name"] for e in result.status["entries"]]
+    assert fastly.plaintext(store_id, "APP_PORT") == b"6543"
+
+
+async def test_more_than_a_thousand_entries_write_nothing(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    secrets.put("big", **{f"K{index}": b"v" for index in range(1001)})
+    result = await sync(env, {"entriesFrom": [{"secretRef": {"name": "big"}}]})
+    assert ready_reason(result) == "TooManyEntries"
+    condition = find(result.status["conditions"], "Stalled")
+    assert condition is not None and condition["status"] == "True"
+    assert "1001 entries" in condition["message"] and "1000" in condition["message"]
+    assert entry_writes(fastly) == []
+
+
+async def test_entry_names_dot_and_dot_dot_are_refused(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    secrets.put("dots", **{".": b"a", "..": b"b", "ok": b"c"})
+    result = await sync(env, {"entriesFrom": [{"secretRef": {"name": "dots"}, "prefix": "."}]})
+    assert ready_reason(result) == "InvalidEntryName"
+    assert sorted(fastly.secret_names(result.status["id"])) == ["...", ".ok"]  # "." + "." is the one refused
+    refused = await sync(env, {"entries": [{"name": "..", "secretKeyRef": {"name": "dots", "key": "ok"}}]})
+    assert ready_reason(refused) == "InvalidEntryName"
+
+
+async def test_many_problems_make_one_bounded_message(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    long = "N" * 250
+    spec = {
+        "entries": [
+            {"name": f"{long}{index:03d}", "secretKeyRef": {"name": "gone", "key": "k"}} for index in range(1000)
+        ]
+    }
     result = await sync(env, spec)
-    assert fastly.plaintext(result.status["id"], "APP_HOST") == b"explicit"
+    assert ready_reason(result) == "SecretNotFound"
+    for condition in result.status["conditions"]:
+        assert len(condition["message"]) <= 1024
+    assert "more" in find(result.status["conditions"], "Ready")["message"]  # type: ignore[index]
+
+
+async def test_a_refused_client_key_is_replaced_and_the_write_retried_once(
+    fastly: FastlyEmulator, env: Environment, secrets: DictSecrets
+) -> None:
+    seed(secrets)
+    fastly.refuse_client_keys(count=1)
+    result = await sync(env, ENTRIES)
+    assert ready_reason(result) == "Synced"
+    assert fastly.plaintext(result.status["id"], "STRIPE_KEY") == CANARY
+    key_fetches = [r for r in fastly.requests if r.route and r.route.endswith("/client-key")]
+    assert len(key_fetches) == 2
 
 
 async def test_entries_changed_out_of_band_are_repaired(

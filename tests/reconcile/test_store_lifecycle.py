@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from reconcile_support import NAMESPACE, TOKEN, DictSecrets, Marks, MemoryOwners, view
 
-from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
+from fastly_secret_store_operator.emulators.fastly import FastlyEmulator, Route
 from fastly_secret_store_operator.fastly import FastlyClient, Store
 from fastly_secret_store_operator.reconcile.conditions import find, now_rfc3339, rfc3339
 from fastly_secret_store_operator.reconcile.errors import ReconcileError
@@ -108,24 +108,54 @@ async def test_a_lost_create_is_resolved_by_name_not_repeated(fastly: FastlyEmul
     # The operator asked for the create, then lost the answer (killed or cut off): the store exists.
     fastly.create_store_direct("checkout")
     status = {"createRequestedAt": now_rfc3339()}
-    result = await reconcile_object(
-        view({"adoptionPolicy": "MustCreate"}, status=status), env, checkpoint=Marks()
-    )
+    result = await reconcile_object(view({"adoptionPolicy": "MustCreate"}, status=status), env, checkpoint=Marks())
     assert ready(result.status)["status"] == "True"
     assert result.status["adopted"] is False
     assert "createRequestedAt" not in result.status
     assert len(fastly.stores()) == 1
 
 
-async def test_a_create_cut_off_midway_finds_the_store(fastly: FastlyEmulator, env: Environment) -> None:
+async def test_a_create_cut_off_before_it_landed_is_retried_only_after_the_grace_period(
+    fastly: FastlyEmulator, env: Environment
+) -> None:
     fastly.faults.add(method="POST", route="/resources/stores/secret", kind="drop", count=1)
     first = await reconcile_object(view(), env, checkpoint=Marks())
-    assert ready(first.status)["reason"] == "FastlyUnavailable"
+    assert ready(first.status)["reason"] == "Creating"
+    assert find(first.status["conditions"], "Stalled")["status"] == "False"  # type: ignore[index]
     assert "createRequestedAt" in first.status, "the unanswered create must be remembered"
+    fastly.requests.clear()
     second = await reconcile_object(view(status=first.status), env, checkpoint=Marks())
+    assert ready(second.status)["reason"] == "Creating"
+    assert "POST /resources/stores/secret" not in writes(fastly), "no second create inside the grace period"
+    third = await reconcile_object(view(status=second.status), replace(env, create_grace=0), checkpoint=Marks())
     stores = fastly.stores()
     assert len(stores) == 1
-    assert second.status["id"] == stores[0].id
+    assert third.status["id"] == stores[0].id
+    assert third.status["adopted"] is False
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"kind": "lost"}, {"kind": "garble", "garbling": "not-json"}, {"kind": "garble", "garbling": "no-created-at"}],
+)
+async def test_a_create_whose_answer_is_lost_or_unreadable_makes_one_store_even_where_names_may_repeat(
+    fastly: FastlyEmulator, env: Environment, fault: dict[str, str]
+) -> None:
+    fastly.allow_duplicate_names = True
+    fastly.faults.add(route=Route.CREATE_STORE, count=1, **fault)  # type: ignore[arg-type]
+    first = await reconcile_object(view({"adoptionPolicy": "MustCreate"}), env, checkpoint=Marks())
+    assert ready(first.status)["reason"] in ("Synced", "Creating")
+    assert ready(first.status)["reason"] not in ("FastlyRejected", "StoreAlreadyExists")
+    result = first
+    for _ in range(3):
+        if ready(result.status)["reason"] == "Synced":
+            break
+        result = await reconcile_object(
+            view({"adoptionPolicy": "MustCreate"}, status=result.status), env, checkpoint=Marks()
+        )
+    assert ready(result.status)["reason"] == "Synced"
+    assert result.status["adopted"] is False, "a store this object created is never reported as adopted"
+    assert len(fastly.stores()) == 1
 
 
 async def test_store_deleted_out_of_band_is_recreated(fastly: FastlyEmulator, env: Environment) -> None:
@@ -156,9 +186,7 @@ async def test_resync_of_many_objects_lists_instead_of_getting(fastly: FastlyEmu
         statuses.append((index, result.status))
     fastly.requests.clear()
     for index, status in statuses:
-        await reconcile_object(
-            view({"name": f"store-{index}"}, status=status), env, resync=True, checkpoint=Marks()
-        )
+        await reconcile_object(view({"name": f"store-{index}"}, status=status), env, resync=True, checkpoint=Marks())
     store_reads = [
         r.route
         for r in fastly.requests
@@ -175,7 +203,18 @@ async def test_resync_of_many_objects_lists_instead_of_getting(fastly: FastlyEmu
         ({"adoptionPolicy": "Steal"}, "InvalidSpec", "AdoptOrCreate"),
         ({"resyncInterval": "soon"}, "InvalidSpec", "10m"),
         ({"resyncInterval": "0.5s"}, "InvalidSpec", "at least 1s"),
-        ({"entries": [{"name": "A B", "secretKeyRef": {"name": "s", "key": "k"}}]}, "InvalidSpec", "entries[0]"),
+        ({"entries": [{"name": "A B", "secretKeyRef": {"name": "s", "key": "k"}}]}, "InvalidEntryName", "entries[0]"),
+        ({"entries": [{"name": "..", "secretKeyRef": {"name": "s", "key": "k"}}]}, "InvalidEntryName", "'..'"),
+        # Names that would walk a request path into another namespace, were they not refused.
+        ({"apiTokenSecretRef": {"name": "../../victim/secrets/victim-secret"}}, "InvalidSpec", "own namespace"),
+        (
+            {"entries": [{"name": "A", "secretKeyRef": {"name": "../victim", "key": "k"}}]},
+            "InvalidSpec",
+            "spec.entries[0].secretKeyRef.name",
+        ),
+        ({"entriesFrom": [{"secretRef": {"name": "x/../../y"}}]}, "InvalidSpec", "spec.entriesFrom[0].secretRef"),
+        ({"apiTokenSecretRef": {"name": "token", "key": ".."}}, "InvalidSpec", "not a Secret key"),
+        ({"entries": [{"name": "A", "secretKeyRef": {"name": "s", "key": "a/b"}}]}, "InvalidSpec", "Secret key"),
     ],
 )
 async def test_invalid_spec_is_refused_before_any_request(

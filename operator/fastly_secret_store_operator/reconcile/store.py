@@ -99,7 +99,8 @@ class CreateMark:
         """Seconds until a create sent at the mark can no longer land unseen (0 when there is no mark)."""
         if self.requested_at is None:
             return 0.0
-        return max(0.0, grace - (datetime.now(UTC) - self.requested_at).total_seconds())
+        elapsed = max(0.0, (datetime.now(UTC) - self.requested_at).total_seconds())  # a mark from the future: skew
+        return max(0.0, grace - elapsed)
 
     def since(self) -> str:
         return rfc3339(self.requested_at) if self.requested_at else "?"
