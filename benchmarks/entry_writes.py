@@ -16,10 +16,10 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.object import Environment, ObjectView, reconcile_object
+from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 
 TOKEN = "benchmark-token"  # noqa: S105 - the emulator's made-up token
 

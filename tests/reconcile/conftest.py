@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 from reconcile_support import TOKEN, DictSecrets, MemoryOwners
 
-from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.object import Environment
+from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 
 
 @pytest.fixture

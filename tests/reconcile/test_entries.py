@@ -108,7 +108,8 @@ async def test_two_sources_of_one_entry_name_are_refused_not_guessed(
     assert ready_reason(result) == "EntryConflict"
     message = find(result.status["conditions"], "Ready")["message"]  # type: ignore[index]
     assert "entry APP_HOST" in message
-    assert "Secret overrides (spec.entries[2])" in message and "Secret app-config (spec.entriesFrom[0])" in message
+    assert "Secret overrides (spec.entries[2])" in message
+    assert "Secret app-config (spec.entriesFrom[0])" in message
     # Neither source wins: the entry keeps its value and its record; the other entries still sync.
     assert fastly.plaintext(store_id, "APP_HOST") == b"db.internal"
     assert "APP_HOST" in [e["name"] for e in result.status["entries"]]
@@ -122,8 +123,10 @@ async def test_more_than_a_thousand_entries_write_nothing(
     result = await sync(env, {"entriesFrom": [{"secretRef": {"name": "big"}}]})
     assert ready_reason(result) == "TooManyEntries"
     condition = find(result.status["conditions"], "Stalled")
-    assert condition is not None and condition["status"] == "True"
-    assert "1001 entries" in condition["message"] and "1000" in condition["message"]
+    assert condition is not None
+    assert condition["status"] == "True"
+    assert "1001 entries" in condition["message"]
+    assert "1000" in condition["message"]
     assert entry_writes(fastly) == []
 
 

@@ -45,12 +45,13 @@ async def test_the_account_is_recorded_and_a_token_of_another_account_moves_noth
     assert ready(second.status)["reason"] == "AccountMismatch"
     assert find(second.status["conditions"], "Stalled")["status"] == "True"  # type: ignore[index]
     message = ready(second.status)["message"]
-    assert fastly.account_id("elsewhere") in message and "deletionPolicy: Retain" in message
+    assert fastly.account_id("elsewhere") in message
+    assert "deletionPolicy: Retain" in message
     assert OTHER_TOKEN not in message
     assert writes(fastly) == [], "no store created, no entry written in the other account"
     assert fastly.stores(account="elsewhere") == []
 
-    with pytest.raises(Exception, match="AccountMismatch|account") as caught:
+    with pytest.raises(Exception, match=r"AccountMismatch|account") as caught:
         await finalize_object(view(spec, status=first.status), env)
     assert getattr(caught.value, "reason", "") == "AccountMismatch"
     assert len(fastly.stores()) == 1
@@ -78,7 +79,8 @@ async def test_an_adopted_store_is_deleted_only_when_asked(
     assert (len(fastly.stores()) == 1) is kept
     assert result.action is (DeleteAction.RETAINED if kept else DeleteAction.DELETED)
     if policy is None:
-        assert result.event is not None and "deletionPolicy: Delete" in result.event.message
+        assert result.event is not None
+        assert "deletionPolicy: Delete" in result.event.message
 
 
 async def test_a_created_store_is_deleted_when_the_policy_is_omitted(fastly: FastlyEmulator, env: Environment) -> None:
@@ -163,4 +165,5 @@ async def test_a_claim_is_recorded_before_the_store_is_created(fastly: FastlyEmu
 
     await reconcile_object(view(), env, checkpoint=checkpoint)
     assert recorded[0] == {"accountId": fastly.account_id(), "storeName": "checkout", "stores then": 0}
-    assert "createRequestedAt" in recorded[1] and recorded[1]["stores then"] == 0
+    assert "createRequestedAt" in recorded[1]
+    assert recorded[1]["stores then"] == 0

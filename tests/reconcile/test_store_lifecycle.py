@@ -367,7 +367,8 @@ async def test_two_objects_cannot_manage_one_store(
     assert ready(first.status)["reason"] == "Synced"
     assert ready(second.status)["reason"] == "StoreInUse"
     assert f"{NAMESPACE}/checkout" in ready(second.status)["message"]
-    assert "id" not in second.status and "storeName" not in second.status
+    assert "id" not in second.status
+    assert "storeName" not in second.status
     assert second.waiting_for == "shared"
     # Deleting the refused object deletes nothing, whatever its policy.
     owners.observe(replace(other, status=second.status))

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 import pytest
 
 from fastly_secret_store_operator.cli import check_endpoint
-from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.fastly import FastlyClient
 from fastly_secret_store_operator.reconcile.conditions import find
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.object import Environment, ObjectView, reconcile_object
+from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
 
 TOKEN = "security-token-canary-0c1f"
 
