@@ -9,6 +9,7 @@ import subprocess
 import tomllib
 from collections.abc import Callable
 
+import kubernetes_validate
 import pytest
 import yaml
 from manifests_support import CHART, CRD_FILE, NAMESPACED_VALUES, ROOT, Manifests, load_all, of_kind, only
@@ -178,8 +179,22 @@ def test_the_readme_values_table_matches_values_yaml() -> None:
         ({"logLevel": "loud"}, "logLevel"),
         ({"replicas": 1}, "replicas"),
         ({"metrics": {"serviceMonitor": {"enabled": True}, "service": {"enabled": False}}}, "serviceMonitor"),
+        ({"image": {"digest": "latest"}}, "digest"),
+        ({"crds": {"enabled": True, "upgrade": True}}, "upgrade"),
+        ({"networkPolicy": {"enabled": True, "egress": []}}, "egress"),
+        ({"enabled": "yes"}, "enabled"),
     ],
-    ids=["replicas>1", "bad-namespace", "bad-log-level", "unknown-value", "servicemonitor-without-service"],
+    ids=[
+        "replicas>1",
+        "bad-namespace",
+        "bad-log-level",
+        "unknown-value",
+        "servicemonitor-without-service",
+        "bad-digest",
+        "unknown-crds-value",
+        "unknown-network-policy-value",
+        "enabled-not-boolean",
+    ],
 )
 def test_bad_values_are_refused(tools, tmp_path, values, message) -> None:
     values_file = tmp_path / "values.yaml"
@@ -231,3 +246,80 @@ def test_all_options_render(render_chart: Callable[..., Manifests]) -> None:
     monitor = only(manifests, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prom"
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_an_umbrella_charts_enabled_and_global_are_accepted(tools, tmp_path) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump({"enabled": True, "global": {"imageRegistry": "mirror.example"}}))
+    tools.helm("lint", "--strict", str(CHART), "--values", str(values_file))
+    tools.helm("template", "x", str(CHART), "--values", str(values_file))
+
+
+def test_knobs_render(render_chart: Callable[..., Manifests]) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    manifests = render_chart(
+        {
+            "nameOverride": "fsso",
+            "commonLabels": {"cost-centre": "edge"},
+            "image": {"tag": "1.2.3", "digest": digest},
+            "revisionHistoryLimit": 3,
+            "readinessProbe": {"periodSeconds": 7},
+            "extraVolumes": [{"name": "proxy-ca", "configMap": {"name": "proxy-ca"}}],
+            "extraVolumeMounts": [{"name": "proxy-ca", "mountPath": "/etc/proxy-ca", "readOnly": True}],
+            "extraEnv": [{"name": "SSL_CERT_FILE", "value": "/etc/proxy-ca/ca.crt"}],
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "{{ .Release.Name }}"}},
+                }
+            ],
+            "networkPolicy": {
+                "enabled": True,
+                "metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
+            },
+        },
+        kube_version="1.37.0",
+    )
+    for doc in manifests:
+        if doc["kind"] != "CustomResourceDefinition":
+            kubernetes_validate.validate(doc, "1.37.0", strict=True)
+    deployment = only(manifests, "Deployment")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert deployment["metadata"]["name"] == "fastly-secret-store-operator-fsso"
+    assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "fsso"
+    assert "cost-centre" not in deployment["spec"]["selector"]["matchLabels"]
+    for doc in manifests:
+        if doc["kind"] != "CustomResourceDefinition":
+            assert doc["metadata"]["labels"]["cost-centre"] == "edge", doc["kind"]
+    assert pod["metadata"]["labels"]["cost-centre"] == "edge"
+    assert container["image"] == f"ghcr.io/fastly-secret-store-operator/fastly-secret-store-operator@{digest}"
+    assert deployment["spec"]["revisionHistoryLimit"] == 3
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["periodSeconds"] == 7
+    assert "enabled" not in container["readinessProbe"]
+    assert {"name": "proxy-ca", "mountPath": "/etc/proxy-ca", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "proxy-ca", "configMap": {"name": "proxy-ca"}} in pod["spec"]["volumes"]
+    (spread,) = pod["spec"]["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == {"app.kubernetes.io/instance": "fastly-secret-store-operator"}
+    policy = only(manifests, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    metrics_rule = next(rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == "metrics")
+    assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    egress_ports = {(port["port"], port["protocol"]) for rule in policy["spec"]["egress"] for port in rule["ports"]}
+    assert {(53, "UDP"), (443, "TCP"), (6443, "TCP")} <= egress_ports
+
+
+def test_defaults_have_a_readiness_probe_and_no_network_policy(renderings) -> None:
+    for name in ("chart-cluster", "chart-namespaced"):
+        (container,) = only(renderings[name], "Deployment")["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert not of_kind(renderings[name], "NetworkPolicy")
+
+
+def test_full_name_override(render_chart: Callable[..., Manifests]) -> None:
+    manifests = render_chart({"fullnameOverride": "fastly-ops"})
+    assert only(manifests, "Deployment")["metadata"]["name"] == "fastly-ops"
+    assert only(manifests, "ClusterRole")["metadata"]["name"] == "fastly-ops"
