@@ -19,6 +19,9 @@ SECRETS = "/api/v1/namespaces/shop/secrets"
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSON_PATCH = {"Content-Type": "application/json-patch+json"}
 RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+NOW = "2026-11-28T10:00:00Z"
+# The CRD's default status, as Flux's CRDs have it: kstatus reads a new object as InProgress until reconciled.
+NEW_STATUS = {"observedGeneration": -1}
 
 
 @pytest.fixture
@@ -183,20 +186,20 @@ async def test_status_subresource_separates_status_from_the_rest(api: httpx.Asyn
     body = store()
     body["status"] = {"id": "set-on-create"}
     created = await create(api, body)
-    assert "status" not in created  # create cannot set status
+    assert created["status"] == NEW_STATUS  # create cannot set status: only the CRD's default is there
 
     url = f"{STORES}/checkout"
     main = await api.patch(url, json={"status": {"id": "x"}, "spec": {"pruneEntries": True}}, headers=MERGE)
-    assert "status" not in main.json()
+    assert main.json()["status"] == NEW_STATUS
     assert main.json()["spec"]["pruneEntries"] is True
 
     status = {"status": {"id": "x"}, "spec": {"pruneEntries": False}, "metadata": {"labels": {"a": "b"}}}
     patched = (await api.patch(f"{url}/status", json=status, headers=MERGE)).json()
-    assert patched["status"] == {"id": "x"}
+    assert patched["status"] == {"observedGeneration": -1, "id": "x"}
     assert patched["spec"]["pruneEntries"] is True
     assert "labels" not in patched["metadata"]
 
-    patched["status"]["adopted"] = True
+    patched["status"] = {"id": "x", "adopted": True}
     replaced = (await api.put(f"{url}/status", json=patched)).json()
     assert replaced["status"] == {"id": "x", "adopted": True}
     assert (await api.get(f"{url}/status")).json() == replaced
@@ -215,11 +218,10 @@ async def test_undeclared_fields_are_pruned_silently(api: httpx.AsyncClient) -> 
     assert "junk" not in created["metadata"]
     assert "extra" not in created
 
-    status = {
-        "status": {"id": "x", "kopf": {"progress": {}}, "conditions": [{"type": "Ready", "status": "True", "x": 1}]}
-    }
+    condition = {"type": "Ready", "status": "True", "reason": "Synced", "message": "", "lastTransitionTime": NOW}
+    status = {"status": {"id": "x", "kopf": {"progress": {}}, "conditions": [condition | {"x": 1}]}}
     patched = (await api.patch(f"{STORES}/checkout/status", json=status, headers=MERGE)).json()
-    assert patched["status"] == {"id": "x", "conditions": [{"type": "Ready", "status": "True"}]}
+    assert patched["status"] == {"observedGeneration": -1, "id": "x", "conditions": [condition]}
 
 
 async def test_defaults_are_applied(api: httpx.AsyncClient) -> None:
@@ -227,7 +229,6 @@ async def test_defaults_are_applied(api: httpx.AsyncClient) -> None:
     assert created["spec"] == {
         "apiTokenSecretRef": {"name": "fastly-api-token", "key": "token"},
         "adoptionPolicy": "AdoptOrCreate",
-        "deletionPolicy": "Delete",
         "resyncInterval": "10m",
         "pruneEntries": False,
     }
@@ -255,6 +256,108 @@ async def test_schema_violations_are_422_with_the_servers_wording(
     assert status["details"]["causes"]
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"apiTokenSecretRef": {"name": "../../victim/secrets/victim-secret"}},
+            'spec.apiTokenSecretRef.name: Invalid value: "../../victim/secrets/victim-secret"',
+        ),
+        ({"apiTokenSecretRef": {"name": "Upper"}}, "spec.apiTokenSecretRef.name in body should match"),
+        ({"apiTokenSecretRef": {"name": "t" * 254}}, "spec.apiTokenSecretRef.name: Too long"),
+        ({"apiTokenSecretRef": {"name": "t", "key": ".."}}, "a Secret key must not be '.' or '..'"),
+        ({"apiTokenSecretRef": {"name": "t", "key": "a/b"}}, "spec.apiTokenSecretRef.key in body should match"),
+        (
+            {"entries": [{"name": "A", "secretKeyRef": {"name": "../other", "key": "k"}}]},
+            "spec.entries[0].secretKeyRef.name in body should match",
+        ),
+        (
+            {"entries": [{"name": "A", "secretKeyRef": {"name": "s", "key": "."}}]},
+            "spec.entries[0].secretKeyRef.key: Invalid value",
+        ),
+        ({"entriesFrom": [{"secretRef": {"name": "a/b"}}]}, "spec.entriesFrom[0].secretRef.name in body should match"),
+        ({"entries": [{"name": "..", "secretKeyRef": {"name": "s", "key": "k"}}]}, "must not be '.' or '..'"),
+        ({"entries": [{"name": ".", "secretKeyRef": {"name": "s", "key": "k"}}]}, "must not be '.' or '..'"),
+        ({"name": ".."}, "spec.name must not be '.' or '..'"),
+        ({"resyncInterval": "500ms"}, "spec.resyncInterval must be at least 1s"),
+        ({"resyncInterval": "0s"}, "spec.resyncInterval must be at least 1s"),
+        ({"deletionPolicy": "Orphan"}, 'spec.deletionPolicy: Unsupported value: "Orphan"'),
+    ],
+    ids=[
+        "token-traversal",
+        "token-upper-case",
+        "token-too-long",
+        "token-key-dotdot",
+        "token-key-slash",
+        "entry-secret-traversal",
+        "entry-key-dot",
+        "entries-from-slash",
+        "entry-name-dotdot",
+        "entry-name-dot",
+        "store-name-dotdot",
+        "resync-500ms",
+        "resync-0s",
+        "deletion-policy",
+    ],
+)
+async def test_unsafe_names_and_short_intervals_are_refused(
+    api: httpx.AsyncClient, spec: dict[str, Any], message: str
+) -> None:
+    body = store()
+    body["spec"] |= spec
+    assert_status(await api.post(STORES, json=body), 422, "Invalid", message)
+    assert (await api.get(f"{STORES}/checkout")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"resyncInterval": "0"},
+        {"resyncInterval": "1s"},
+        {"resyncInterval": "1500ms"},
+        {"resyncInterval": "1h30m"},
+        {"apiTokenSecretRef": {"name": "fastly.api-token", "key": "fastly_API.token-2"}},
+        {"entries": [{"name": "..A", "secretKeyRef": {"name": "s", "key": ".hidden"}}]},
+        {"deletionPolicy": "Retain"},
+    ],
+    ids=["resync-off", "resync-1s", "resync-1500ms", "resync-compound", "dotted-names", "dotted-entry", "retain"],
+)
+async def test_valid_names_and_intervals_are_accepted(api: httpx.AsyncClient, spec: dict[str, Any]) -> None:
+    body = store()
+    body["spec"] |= spec
+    created = await create(api, body)
+    assert {key: created["spec"][key] for key in spec} == {
+        key: value | {"key": "token"} if key == "apiTokenSecretRef" and "key" not in value else value
+        for key, value in spec.items()
+    }
+
+
+async def test_a_new_object_gets_the_default_status_and_keeps_no_status_sent(api: httpx.AsyncClient) -> None:
+    body = store()
+    body["status"] = {"observedGeneration": 1, "id": "forged"}
+    created = await create(api, body)
+    assert created["status"] == NEW_STATUS
+    assert (await api.get(f"{STORES}/checkout")).json()["status"] == NEW_STATUS
+
+
+async def test_conditions_follow_metav1_condition(api: httpx.AsyncClient) -> None:
+    await create(api, store())
+    url = f"{STORES}/checkout/status"
+    good = {"type": "Ready", "status": "False", "reason": "TooManyEntries", "message": "m", "lastTransitionTime": NOW}
+    assert (await api.patch(url, json={"status": {"conditions": [good]}}, headers=MERGE)).status_code == 200
+    for broken, message in [
+        ({k: v for k, v in good.items() if k != "reason"}, "status.conditions[0].reason: Required value"),
+        ({k: v for k, v in good.items() if k != "message"}, "status.conditions[0].message: Required value"),
+        (good | {"reason": "Two words"}, "status.conditions[0].reason in body should match"),
+        (good | {"observedGeneration": -1}, "status.conditions[0].observedGeneration in body should be greater"),
+    ]:
+        response = await api.patch(url, json={"status": {"conditions": [broken]}}, headers=MERGE)
+        assert_status(response, 422, "Invalid", message)
+    many = [good | {"type": f"Type{index}"} for index in range(9)]
+    response = await api.patch(url, json={"status": {"conditions": many}}, headers=MERGE)
+    assert_status(response, 422, "Invalid", "status.conditions: Too many: 9: must have at most 8 items")
+
+
 async def test_a_missing_required_field_is_422(api: httpx.AsyncClient) -> None:
     body = store()
     del body["spec"]["apiTokenSecretRef"]
@@ -263,10 +366,11 @@ async def test_a_missing_required_field_is_422(api: httpx.AsyncClient) -> None:
 
 async def test_status_is_validated_too(api: httpx.AsyncClient) -> None:
     await create(api, store())
-    bad = {"status": {"conditions": [{"type": "Ready", "status": "Yes"}]}}
+    condition = {"type": "Ready", "status": "Yes", "reason": "Synced", "message": "", "lastTransitionTime": NOW}
+    bad = {"status": {"conditions": [condition]}}
     response = await api.patch(f"{STORES}/checkout/status", json=bad, headers=MERGE)
     assert_status(response, 422, "Invalid", 'status.conditions[0].status: Unsupported value: "Yes"')
-    bad_time = {"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "now"}]}}
+    bad_time = {"status": {"conditions": [condition | {"status": "True", "lastTransitionTime": "now"}]}}
     response = await api.patch(f"{STORES}/checkout/status", json=bad_time, headers=MERGE)
     assert_status(response, 422, "Invalid", "must be of type date-time")
 

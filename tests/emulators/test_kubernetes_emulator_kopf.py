@@ -110,7 +110,8 @@ async def test_kopf_operator_full_cycle(emulator: KubernetesEmulator, caplog: py
 
         await eventually(emulator, handled, "finalizer added and status written")
         obj = emulator.store.get("fastlysecretstores", "shop", "checkout")
-        assert obj["status"] == {"id": "7nLoGzCcs1ZbDD8BaX3jKR"}  # "undeclared" was pruned
+        # "undeclared" was pruned; observedGeneration is the CRD's default, -1, which the handler left alone.
+        assert obj["status"] == {"observedGeneration": -1, "id": "7nLoGzCcs1ZbDD8BaX3jKR"}
         assert obj["metadata"]["generation"] == 1  # status and metadata writes left it alone
 
         await eventually(emulator, lambda: bool(emulator.store.objects("events", "shop")), "an event posted")

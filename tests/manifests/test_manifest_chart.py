@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import re
+import subprocess
 import tomllib
 from collections.abc import Callable
 
+import kubernetes_validate
 import pytest
 import yaml
-from manifests_support import CHART, CRD_FILE, NAMESPACED_VALUES, ROOT, Manifests, of_kind, only
+from manifests_support import CHART, CRD_FILE, NAMESPACED_VALUES, ROOT, Manifests, load_all, of_kind, only
 
 
 @pytest.mark.parametrize("values", [{}, NAMESPACED_VALUES], ids=["cluster", "namespaced"])
@@ -19,28 +23,90 @@ def test_helm_lint_strict(tools, tmp_path, values) -> None:
     assert "0 chart(s) failed" in result.stdout
 
 
-def test_chart_crd_is_a_link_to_the_one_crd() -> None:
+def test_chart_crd_is_a_copy_of_the_one_crd() -> None:
+    """A real file, byte-identical to crds/: Flux's source-controller drops symlinks from Git artifacts."""
     chart_crd = CHART / "crds" / CRD_FILE.name
-    assert chart_crd.is_symlink(), "the chart's CRD must be a link to crds/, not a copy that can drift"
-    assert chart_crd.resolve() == CRD_FILE.resolve()
-    assert chart_crd.read_bytes() == CRD_FILE.read_bytes()
+    assert not chart_crd.is_symlink()
+    assert chart_crd.read_bytes() == CRD_FILE.read_bytes(), "copy crds/ into the chart's crds/ again"
     assert [p.name for p in (CHART / "crds").iterdir()] == [CRD_FILE.name]
 
 
-# deploy/base adds these to the CRD so that a GitOps tool removing the install keeps it.
-KEEP_ANNOTATIONS = {
-    "argocd.argoproj.io/sync-options": "Delete=false",
-    "kustomize.toolkit.fluxcd.io/prune": "disabled",
-}
+def test_no_symlinks_in_the_repository() -> None:
+    tracked = subprocess.run(["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True)
+    links = [line.split("\t", 1)[1] for line in tracked.stdout.splitlines() if line.startswith("120000 ")]
+    assert not links, f"symlinks in the repository: {links}"
+    on_disk = [
+        path.relative_to(ROOT)
+        for top in ("charts", "crds", "deploy", "docs", "examples", "operator", "tests")
+        for path in (ROOT / top).rglob("*")
+        if path.is_symlink()
+    ]
+    assert not on_disk, f"symlinks in the working tree: {on_disk}"
 
 
 def test_rendered_crd_is_the_one_crd(renderings) -> None:
+    """Helm's crds/ path and both kustomizations install the CRD file unchanged, its keep annotations included."""
+    expected = yaml.safe_load(CRD_FILE.read_text())
+    annotations = expected["metadata"]["annotations"]
+    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+    assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
     for name in renderings:
-        expected = yaml.safe_load(CRD_FILE.read_text())
-        if name.startswith("kustomize"):
-            annotations = expected["metadata"].setdefault("annotations", {})
-            annotations.update(KEEP_ANNOTATIONS)
         assert only(renderings[name], "CustomResourceDefinition") == expected, name
+
+
+def test_kubectl_apply_f_crds_sends_only_the_crds(tools) -> None:
+    """`kubectl apply -f crds/` reads every *.yaml, *.yml and *.json file there: each must be a CRD (the
+    kustomization that deploy/ uses is named `Kustomization`, which kubectl skips). kubectl is pointed at a
+    closed port, so it names each file it would send, then fails."""
+    result = tools.run(
+        tools.kubectl_path,
+        "create",
+        "--dry-run=client",
+        "--validate=false",
+        "--server=http://127.0.0.1:9",
+        "--request-timeout=2s",
+        "-f",
+        "crds/",
+        check=False,
+    )
+    sent = set(re.findall(r'unable to recognize "([^"]+)"', result.stderr))
+    assert sent == {f"crds/{CRD_FILE.name}"}, result.stderr
+    for path in (ROOT / "crds").iterdir():
+        if path.suffix in (".yaml", ".yml", ".json"):
+            assert {doc["kind"] for doc in load_all(path.read_text())} == {"CustomResourceDefinition"}, path
+
+
+def test_kustomize_builds_deploy_with_the_crd(tools) -> None:
+    for directory in ("deploy", "deploy/namespaced"):
+        manifests = load_all(tools.kubectl("kustomize", directory).stdout)
+        assert only(manifests, "CustomResourceDefinition") == yaml.safe_load(CRD_FILE.read_text())
+        assert not of_kind(manifests, "Kustomization")
+
+
+def _without_helm_metadata(crd: dict) -> dict:
+    crd = copy.deepcopy(crd)
+    crd["metadata"]["labels"] = {"app.kubernetes.io/name": crd["metadata"]["labels"]["app.kubernetes.io/name"]}
+    crd["metadata"]["annotations"].pop("helm.sh/resource-policy", None)
+    return crd
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_crds_enabled_templates_the_crd(tools, tmp_path, keep) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump({"crds": {"enabled": True, "keep": keep}, "commonLabels": {"team": "edge"}}))
+    # What `helm install --skip-crds` and `helm upgrade` apply: the templates only.
+    templated = load_all(tools.helm("template", "x", str(CHART), "--skip-crds", "--values", str(values_file)).stdout)
+    crd = only(templated, "CustomResourceDefinition")
+    assert _without_helm_metadata(crd) == _without_helm_metadata(yaml.safe_load(CRD_FILE.read_text()))
+    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    assert crd["metadata"]["labels"]["team"] == "edge"
+    assert (crd["metadata"]["annotations"].get("helm.sh/resource-policy") == "keep") is keep
+    assert crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+
+
+def test_crds_disabled_templates_no_crd(tools) -> None:
+    templated = load_all(tools.helm("template", "x", str(CHART), "--skip-crds").stdout)
+    assert not of_kind(templated, "CustomResourceDefinition")
 
 
 def test_versions_agree() -> None:
@@ -62,23 +128,47 @@ def test_default_values_match_their_schema() -> None:
     jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
 
 
-# Values documented as a whole (Kubernetes objects), not key by key.
-WHOLE_VALUES = {"resources", "podSecurityContext", "securityContext", "livenessProbe"}
+# Values documented as a whole (Kubernetes objects, probe timings), not key by key.
+WHOLE_VALUES = {"resources", "podSecurityContext", "securityContext", "livenessProbe", "readinessProbe"}
 
 
-def test_every_value_is_in_the_readme() -> None:
-    readme = (CHART / "README.md").read_text()
+def _leaves(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key not in WHOLE_VALUES:
+            yield from _leaves(value, f"{path}.")
+        else:
+            yield path, value
 
-    def leaves(tree: dict, prefix: str = ""):
-        for key, value in tree.items():
-            path = f"{prefix}{key}"
-            if isinstance(value, dict) and value and key not in WHOLE_VALUES:
-                yield from leaves(value, f"{path}.")
-            else:
-                yield path
 
-    missing = [p for p in leaves(yaml.safe_load((CHART / "values.yaml").read_text())) if f"`{p}`" not in readme]
-    assert not missing, f"values missing from the chart README's table: {missing}"
+def _readme_table() -> dict[str, str]:
+    """The chart README's values table: key → its Default cell."""
+    rows = re.findall(r"^\| `([^`]+)` \| (.+?) \| .+\|$", (CHART / "README.md").read_text(), re.MULTILINE)
+    return dict(rows)
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return "`[" + ", ".join(str(item) for item in value) + "]`"
+    if value == "":
+        return '`""`'
+    return f"`{json.dumps(value) if isinstance(value, dict) else value}`"
+
+
+def test_the_readme_values_table_matches_values_yaml() -> None:
+    """Every value of values.yaml is in the table, with its default; the table lists nothing else."""
+    values = dict(_leaves(yaml.safe_load((CHART / "values.yaml").read_text())))
+    table = _readme_table()
+    assert sorted(set(values) - set(table)) == [], "values missing from the chart README's table"
+    assert sorted(set(table) - set(values)) == [], "the chart README's table lists values that do not exist"
+    wrong = {
+        key: (table[key], _shown(value))
+        for key, value in values.items()
+        if key not in WHOLE_VALUES and table[key] != _shown(value)
+    }
+    assert not wrong, f"README default ≠ values.yaml default: {wrong}"
 
 
 @pytest.mark.parametrize(
@@ -89,8 +179,22 @@ def test_every_value_is_in_the_readme() -> None:
         ({"logLevel": "loud"}, "logLevel"),
         ({"replicas": 1}, "replicas"),
         ({"metrics": {"serviceMonitor": {"enabled": True}, "service": {"enabled": False}}}, "serviceMonitor"),
+        ({"image": {"digest": "latest"}}, "digest"),
+        ({"crds": {"enabled": True, "upgrade": True}}, "upgrade"),
+        ({"networkPolicy": {"enabled": True, "egress": []}}, "egress"),
+        ({"enabled": "yes"}, "enabled"),
     ],
-    ids=["replicas>1", "bad-namespace", "bad-log-level", "unknown-value", "servicemonitor-without-service"],
+    ids=[
+        "replicas>1",
+        "bad-namespace",
+        "bad-log-level",
+        "unknown-value",
+        "servicemonitor-without-service",
+        "bad-digest",
+        "unknown-crds-value",
+        "unknown-network-policy-value",
+        "enabled-not-boolean",
+    ],
 )
 def test_bad_values_are_refused(tools, tmp_path, values, message) -> None:
     values_file = tmp_path / "values.yaml"
@@ -142,3 +246,80 @@ def test_all_options_render(render_chart: Callable[..., Manifests]) -> None:
     monitor = only(manifests, "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "prom"
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_an_umbrella_charts_enabled_and_global_are_accepted(tools, tmp_path) -> None:
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(yaml.safe_dump({"enabled": True, "global": {"imageRegistry": "mirror.example"}}))
+    tools.helm("lint", "--strict", str(CHART), "--values", str(values_file))
+    tools.helm("template", "x", str(CHART), "--values", str(values_file))
+
+
+def test_knobs_render(render_chart: Callable[..., Manifests]) -> None:
+    digest = "sha256:" + "0123456789abcdef" * 4
+    manifests = render_chart(
+        {
+            "nameOverride": "fsso",
+            "commonLabels": {"cost-centre": "edge"},
+            "image": {"tag": "1.2.3", "digest": digest},
+            "revisionHistoryLimit": 3,
+            "readinessProbe": {"periodSeconds": 7},
+            "extraVolumes": [{"name": "proxy-ca", "configMap": {"name": "proxy-ca"}}],
+            "extraVolumeMounts": [{"name": "proxy-ca", "mountPath": "/etc/proxy-ca", "readOnly": True}],
+            "extraEnv": [{"name": "SSL_CERT_FILE", "value": "/etc/proxy-ca/ca.crt"}],
+            "topologySpreadConstraints": [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": {"app.kubernetes.io/instance": "{{ .Release.Name }}"}},
+                }
+            ],
+            "networkPolicy": {
+                "enabled": True,
+                "metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
+            },
+        },
+        kube_version="1.37.0",
+    )
+    for doc in manifests:
+        if doc["kind"] != "CustomResourceDefinition":
+            kubernetes_validate.validate(doc, "1.37.0", strict=True)
+    deployment = only(manifests, "Deployment")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert deployment["metadata"]["name"] == "fastly-secret-store-operator-fsso"
+    assert deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "fsso"
+    assert "cost-centre" not in deployment["spec"]["selector"]["matchLabels"]
+    for doc in manifests:
+        if doc["kind"] != "CustomResourceDefinition":
+            assert doc["metadata"]["labels"]["cost-centre"] == "edge", doc["kind"]
+    assert pod["metadata"]["labels"]["cost-centre"] == "edge"
+    assert container["image"] == f"ghcr.io/fastly-secret-store-operator/fastly-secret-store-operator@{digest}"
+    assert deployment["spec"]["revisionHistoryLimit"] == 3
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["periodSeconds"] == 7
+    assert "enabled" not in container["readinessProbe"]
+    assert {"name": "proxy-ca", "mountPath": "/etc/proxy-ca", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "proxy-ca", "configMap": {"name": "proxy-ca"}} in pod["spec"]["volumes"]
+    (spread,) = pod["spec"]["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == {"app.kubernetes.io/instance": "fastly-secret-store-operator"}
+    policy = only(manifests, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    metrics_rule = next(rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == "metrics")
+    assert metrics_rule["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    egress_ports = {(port["port"], port["protocol"]) for rule in policy["spec"]["egress"] for port in rule["ports"]}
+    assert {(53, "UDP"), (443, "TCP"), (6443, "TCP")} <= egress_ports
+
+
+def test_defaults_have_a_readiness_probe_and_no_network_policy(renderings) -> None:
+    for name in ("chart-cluster", "chart-namespaced"):
+        (container,) = only(renderings[name], "Deployment")["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+        assert not of_kind(renderings[name], "NetworkPolicy")
+
+
+def test_full_name_override(render_chart: Callable[..., Manifests]) -> None:
+    manifests = render_chart({"fullnameOverride": "fastly-ops"})
+    assert only(manifests, "Deployment")["metadata"]["name"] == "fastly-ops"
+    assert only(manifests, "ClusterRole")["metadata"]["name"] == "fastly-ops"

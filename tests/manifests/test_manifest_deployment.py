@@ -43,6 +43,7 @@ def test_container(flavour) -> None:
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert probe["path"] == "/healthz"
     assert ports[probe["port"]] == 8080
+    assert container["readinessProbe"]["httpGet"] == container["livenessProbe"]["httpGet"]
     assert ports["metrics"] == 9090
     assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
     assert container["image"].startswith("ghcr.io/fastly-secret-store-operator/fastly-secret-store-operator:")

@@ -48,7 +48,7 @@ def _rules(schema: dict[str, Any], value: Any, old: Any, where: str) -> Iterator
             yield from _rules(schema["items"], item, None, f"{where}[{index}]")
 
 
-def _cel_failures(new: dict[str, Any], old: dict[str, Any]) -> list[str]:
+def _cel_failures(new: dict[str, Any], old: dict[str, Any] | None) -> list[str]:
     failures = []
     for where, rule, value, old_value in _rules(SCHEMA, new, old, "self"):
         context = {"self": value}
@@ -136,3 +136,151 @@ def test_store_name_is_immutable(change, accepted: bool) -> None:
 def test_the_schema_refuses_bad_specs(spec: dict[str, Any]) -> None:
     obj = {**BASIC, "spec": spec}
     assert list(jsonschema.Draft7Validator(SCHEMA).iter_errors(obj))
+
+
+def _refusals(spec: dict[str, Any]) -> list[str]:
+    """Why the API server would refuse a new object with this spec: the schema, then the CEL rules."""
+    obj = {**BASIC, "spec": spec}
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in jsonschema.Draft7Validator(SCHEMA).iter_errors(obj)]
+    if errors:
+        return errors
+    return _cel_failures(obj, None)  # a create: no old object
+
+
+TOKEN = {"name": "fastly-api-token"}
+
+
+def _entry(name: str = "A", source: str = "s", key: str = "k") -> dict[str, Any]:
+    return {"name": name, "secretKeyRef": {"name": source, "key": key}}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"apiTokenSecretRef": {"name": "../../victim/secrets/victim-secret"}},
+        {"apiTokenSecretRef": {"name": "Token"}},
+        {"apiTokenSecretRef": {"name": "-token"}},
+        {"apiTokenSecretRef": {"name": "t" * 254}},
+        {"apiTokenSecretRef": {"name": "t", "key": "."}},
+        {"apiTokenSecretRef": {"name": "t", "key": ".."}},
+        {"apiTokenSecretRef": {"name": "t", "key": "a/b"}},
+        {"apiTokenSecretRef": {"name": "t", "key": "k" * 254}},
+        {"apiTokenSecretRef": TOKEN, "entries": [_entry(source="../other")]},
+        {"apiTokenSecretRef": TOKEN, "entries": [_entry(key="..")]},
+        {"apiTokenSecretRef": TOKEN, "entries": [_entry(key="%2e%2e")]},
+        {"apiTokenSecretRef": TOKEN, "entriesFrom": [{"secretRef": {"name": "a/b"}}]},
+        {"apiTokenSecretRef": TOKEN, "entriesFrom": [{"secretRef": {"name": ".."}}]},
+        {"apiTokenSecretRef": TOKEN, "entries": [_entry(name=".")]},
+        {"apiTokenSecretRef": TOKEN, "entries": [_entry(name="..")]},
+        {"apiTokenSecretRef": TOKEN, "name": ".."},
+        {"apiTokenSecretRef": TOKEN, "name": "."},
+    ],
+    ids=[
+        "token-traversal",
+        "token-upper-case",
+        "token-leading-dash",
+        "token-name-254",
+        "token-key-dot",
+        "token-key-dotdot",
+        "token-key-slash",
+        "token-key-254",
+        "entry-secret-traversal",
+        "entry-key-dotdot",
+        "entry-key-escaped",
+        "entries-from-slash",
+        "entries-from-dotdot",
+        "entry-name-dot",
+        "entry-name-dotdot",
+        "store-name-dotdot",
+        "store-name-dot",
+    ],
+)
+def test_the_crd_refuses_unsafe_names(spec: dict[str, Any]) -> None:
+    assert _refusals(spec)
+
+
+@pytest.mark.parametrize(
+    ("interval", "accepted"),
+    [
+        ("0", True),
+        ("1s", True),
+        ("10m", True),
+        ("1h30m", True),
+        ("1500ms", True),
+        ("1.5s", True),
+        ("0s", False),
+        ("999ms", False),
+        ("0.5s", False),
+        ("00", False),
+        ("10", False),
+        ("1d", False),
+        ("-1s", False),
+    ],
+)
+def test_resync_interval_minimum(interval: str, accepted: bool) -> None:
+    """The CRD accepts what reconcile/spec.py's parse_duration accepts: "0", or a duration of at least 1s."""
+    from fastly_secret_store_operator.reconcile.errors import ReconcileError
+    from fastly_secret_store_operator.reconcile.spec import parse_duration
+
+    assert (not _refusals({"apiTokenSecretRef": TOKEN, "resyncInterval": interval})) is accepted
+    try:
+        parse_duration(interval)
+        parsed = True
+    except ReconcileError:
+        parsed = False
+    assert parsed is accepted
+
+
+def test_deletion_policy_has_no_default() -> None:
+    """Omitted means: delete a store this object created, keep one it adopted. A default would hide that."""
+    policy = SCHEMA["properties"]["spec"]["properties"]["deletionPolicy"]
+    assert "default" not in policy
+    assert policy["enum"] == ["Delete", "Retain"]
+
+
+def test_status_starts_in_progress_for_kstatus() -> None:
+    status = SCHEMA["properties"]["status"]
+    assert status["default"] == {"observedGeneration": -1}
+    assert status["properties"]["conditions"]["maxItems"] == 8
+    assert status["properties"]["entries"]["maxItems"] == 1000
+    for field in ("accountId", "createRequestedAt", "tokenExpiresAt"):
+        assert status["properties"][field]["type"] == "string"
+    assert status["properties"]["tokenExpiresAt"]["format"] == "date-time"
+
+
+def test_conditions_have_the_metav1_condition_shape() -> None:
+    conditions = SCHEMA["properties"]["status"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    item = conditions["items"]
+    assert set(item["required"]) == {"type", "status", "reason", "message", "lastTransitionTime"}
+    fields = item["properties"]
+    assert fields["status"]["enum"] == ["True", "False", "Unknown"]
+    assert fields["reason"]["pattern"] == "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+    assert fields["reason"]["maxLength"] == 1024
+    assert fields["message"]["maxLength"] == 32768
+    assert fields["lastTransitionTime"]["format"] == "date-time"
+    assert fields["observedGeneration"]["minimum"] == 0
+
+
+def _fields(schema: dict[str, Any], where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every property of the schema, and every list's item, with its path."""
+    for name, sub in schema.get("properties", {}).items():
+        yield f"{where}.{name}", sub
+        yield from _fields(sub, f"{where}.{name}")
+    if "items" in schema:
+        yield f"{where}[]", schema["items"]
+        yield from _fields(schema["items"], f"{where}[]")
+
+
+def test_every_field_has_a_description() -> None:
+    """So that `kubectl explain fastlysecretstore.spec...` teaches every field (metadata is ObjectMeta's)."""
+    fields = dict(_fields(SCHEMA, "fastlysecretstore"))
+    assert len(fields) > 40
+    missing = [
+        where
+        for where, sub in fields.items()
+        if where != "fastlysecretstore.metadata" and not str(sub.get("description", "")).strip()
+    ]
+    assert SCHEMA.get("description")
+    assert not missing, f"fields without a description: {missing}"

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import yaml
 from manifests_support import ROOT
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 CONTAINERFILE = ROOT / "Containerfile"
 
@@ -62,3 +66,67 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
     assert ignore[ignore.index("*") :][:1] == ["*"]
     for needed in ("pyproject.toml", "README.md", "operator/"):
         assert f"!{needed}" in ignore
+
+
+LOCK = ROOT / "requirements" / "image.txt"
+
+
+def _locked() -> dict[str, tuple[str, list[str]]]:
+    """requirements/image.txt: normalised name → (pinned version, hashes)."""
+    text = LOCK.read_text().replace("\\\n", " ")
+    locked = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        requirement, *options = line.split()
+        name, version = requirement.split("==")
+        hashes = [option.removeprefix("--hash=") for option in options if option.startswith("--hash=sha256:")]
+        locked[canonicalize_name(name)] = (version, hashes)
+    return locked
+
+
+def test_base_image_is_pinned_by_digest() -> None:
+    instructions = _instructions()
+    (default,) = [arg for op, arg in instructions if op == "ARG" and arg.startswith("PYTHON_IMAGE=")]
+    assert re.fullmatch(r"PYTHON_IMAGE=python:3\.11-slim@sha256:[0-9a-f]{64}", default)
+    stages = [arg for op, arg in instructions if op == "FROM"]
+    assert all(stage.split()[0] == "${PYTHON_IMAGE}" for stage in stages)
+
+
+def test_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    """requirements/image.txt (pip-compile --generate-hashes pyproject.toml) is in step with pyproject.toml:
+    every runtime dependency is pinned there, to a version its declared range allows, with hashes."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    locked = _locked()
+    assert locked
+    for declared in map(Requirement, project["dependencies"]):
+        name = canonicalize_name(declared.name)
+        assert name in locked, f"{declared.name} is not in requirements/image.txt: run pip-compile again"
+        version, _ = locked[name]
+        assert declared.specifier.contains(version, prereleases=True), f"{name}=={version} is outside {declared}"
+    unhashed = [name for name, (_, hashes) in locked.items() if not hashes]
+    assert not unhashed, f"requirements without hashes: {unhashed}"
+
+
+def test_image_installs_from_the_lock_with_hashes_and_no_emulators() -> None:
+    run = " ".join(arg for op, arg in _instructions() if op == "RUN")
+    assert "--require-hashes" in run
+    assert "-r requirements/image.txt" in run
+    assert "install --no-deps /wheels/" in run  # the project itself, its dependencies coming from the lock only
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "!requirements/image.txt" in ignore
+    assert "operator/fastly_secret_store_operator/emulators/" in ignore
+    assert ignore.index("operator/fastly_secret_store_operator/emulators/") > ignore.index("!operator/")
+
+
+def test_oci_labels() -> None:
+    instructions = _instructions()
+    last_from = max(i for i, (op, _) in enumerate(instructions) if op == "FROM")
+    final = instructions[last_from:]
+    args = {arg.split("=", 1)[0] for op, arg in final if op == "ARG"}
+    assert {"VERSION", "REVISION", "SOURCE"} <= args
+    labels = " ".join(arg for op, arg in final if op == "LABEL")
+    for label, value in (("source", "${SOURCE}"), ("version", "${VERSION}"), ("revision", "${REVISION}")):
+        assert f'org.opencontainers.image.{label}="{value}"' in labels
+    assert 'org.opencontainers.image.licenses="Apache-2.0"' in labels

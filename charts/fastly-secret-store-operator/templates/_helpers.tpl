@@ -1,27 +1,48 @@
-{{/* The chart's name. */}}
+{{/* The chart's name, or nameOverride. */}}
 {{- define "fsso.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The release's full name: the chart name, prefixed by the release name unless it already contains it. */}}
+{{/* The release's full name: fullnameOverride, else the name prefixed by the release name unless it already
+contains it. */}}
 {{- define "fsso.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "fsso.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
+{{/* The labels a selector matches: never commonLabels, so that changing those never touches a selector. */}}
 {{- define "fsso.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "fsso.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The labels of every object the chart renders: the selector labels, Helm's, and commonLabels. */}}
 {{- define "fsso.labels" -}}
 {{ include "fsso.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The image reference: repository@digest when a digest is given (the tag is then ignored), else
+repository:tag (the chart's appVersion by default). */}}
+{{- define "fsso.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "fsso.serviceAccountName" -}}
