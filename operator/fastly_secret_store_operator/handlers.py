@@ -8,7 +8,6 @@ handler behind the finalizer.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import random
@@ -99,14 +98,8 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     configure(settings)
     # Watching listed namespaces needs no cluster-wide namespace listing (and the RBAC does not grant it).
     settings.scanning.disabled = config.namespaced
-    # Kubernetes calls run in threads (the client is synchronous): enough of them that every reconcile slot can
-    # have one in flight, beyond the default executor's min(32, cores + 4).
-    threads = config.max_concurrent_reconciles + 8
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="kube")
-    )
-    api_client = kube.load_config(config.kubeconfig, connections=threads)
-    api = kube.KubeApi(api_client)
+    # One async client, made (and checked) by run_operator before Kopf started; no threads for API calls.
+    api = kube.KubeApi(memo.kube_client)
     key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
     metrics: Metrics = memo.metrics
     connections = ConnectionPool(config.fastly, on_response=metrics.observe_fastly)
@@ -121,9 +114,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
     )
     # Secret edits wake the objects that read them; see secret_watch for why this is not a Kopf handler.
     namespaces = config.namespaces if config.namespaced else ()
-    memo.secret_watch = SecretWatch(
-        api_client, namespaces, memo.runtime.tracker.wake_readers, asyncio.get_running_loop()
-    )
+    memo.secret_watch = SecretWatch(api.client, namespaces, memo.runtime.tracker.wake_readers)
     memo.secret_watch.start()
     logger.info("Fastly endpoint %s", config.fastly.endpoint)
 
@@ -132,10 +123,11 @@ async def start(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger,
 async def stop(memo: Any, **_: Any) -> None:
     watch: SecretWatch | None = getattr(memo, "secret_watch", None)
     if watch is not None:
-        watch.stop()
+        await watch.stop()
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
         await runtime.connections.aclose()
+        await runtime.kube.aclose()
 
 
 def _view(tracked: Tracked, body: kopf.Body, uid: str) -> ObjectView:
