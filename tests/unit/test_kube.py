@@ -82,7 +82,7 @@ async def test_forbidden_missing_and_failing_calls_are_told_apart(server: Script
 async def test_no_answer_is_an_error_without_a_status() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
-        url = "http://127.0.0.1:%d" % probe.getsockname()[1]
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
     api = _api(url)
     try:
         with pytest.raises(kube.KubeError) as error:
