@@ -75,7 +75,9 @@ def from_configuration(configuration: kubernetes.client.Configuration, source: s
     def authorization() -> str | None:
         # Runs the configuration's refresh hook (expired exec-plugin or in-cluster tokens); "BearerToken" since
         # kubernetes 31, "authorization" before.
-        token: str | None = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
+        token: str | None = configuration.get_api_key_with_prefix(
+            "BearerToken"
+        ) or configuration.get_api_key_with_prefix("authorization")
         if token:
             return token
         if configuration.username or configuration.password:
