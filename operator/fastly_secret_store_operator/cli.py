@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from fastly_secret_store_operator import __version__, fastly
 from fastly_secret_store_operator.fastly import DEFAULT_ENDPOINT
@@ -39,13 +41,25 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the operator")
     scope = run.add_mutually_exclusive_group()
-    scope.add_argument("-n", "--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        type=_namespace,
+        help="watch this namespace (an exact name; repeatable)",
+    )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     run.add_argument("--standalone", action="store_true", help="do not coordinate with other replicas (peering)")
-    run.add_argument("--liveness", metavar="URL", help="serve a health check, e.g. http://0.0.0.0:8080/healthz")
-    run.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on this port")
+    run.add_argument(
+        "--liveness", metavar="URL", type=_liveness_url, help="serve a health check, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument("--metrics-port", type=_port, metavar="N", help="serve Prometheus metrics on this port")
+    run.add_argument("--kubeconfig", metavar="PATH", help="the kubeconfig to use (default: in-cluster, $KUBECONFIG)")
+    run.add_argument("--context", metavar="NAME", help="the kubeconfig context to use (default: its current one)")
     run.add_argument(
         "--fastly-endpoint",
+        type=_fastly_endpoint,
         default=os.environ.get("FASTLY_API_ENDPOINT", DEFAULT_ENDPOINT),
         help="the Fastly API (env FASTLY_API_ENDPOINT; default %(default)s)",
     )
@@ -91,14 +105,69 @@ def _parser() -> argparse.ArgumentParser:
 
 def check_endpoint(url: str) -> str:
     """Plain http only to loopback (a token must never cross a network unencrypted); no credentials in the URL
-    (it is logged)."""
+    (it is logged). Exits saying why not."""
+    problem = _endpoint_problem(url)
+    if problem:
+        raise SystemExit(f"--fastly-endpoint: {problem}")
+    return url.rstrip("/")
+
+
+def _endpoint_problem(url: str) -> str | None:
     try:
         parsed = fastly.check_endpoint(url)
     except ValueError as error:
-        raise SystemExit(f"--fastly-endpoint: {error}") from None
+        return str(error)
+    except Exception:  # httpx's InvalidURL is no ValueError
+        return f"{url!r} is not a URL"
     if parsed.userinfo:
-        raise SystemExit("--fastly-endpoint must not carry credentials: the token comes from each object's Secret")
-    return url.rstrip("/")
+        return "must not carry credentials: the token comes from each object's Secret"
+    return None
+
+
+def _fastly_endpoint(text: str) -> str:
+    problem = _endpoint_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text.rstrip("/")
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _namespace(text: str) -> str:
+    if any(mark in text for mark in "*?[]!"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: namespaces are exact names, not patterns; give --namespace once per namespace"
+        )
+    if len(text) > 63 or not _DNS_LABEL.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a namespace name (namespaces are exact names: DNS-1123 labels, lower-case letters, "
+            "digits and '-', at most 63 characters)"
+        )
+    return text
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1 to 65535)")
+    return port
+
+
+def _liveness_url(text: str) -> str:
+    try:
+        parsed = urlsplit(text)
+        port = parsed.port
+    except ValueError:
+        port = None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or port is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http(s) URL with a host and a port, e.g. http://0.0.0.0:8080/healthz"
+        )
+    return text
 
 
 def _at_least_one(text: str) -> int:
@@ -109,6 +178,7 @@ def _at_least_one(text: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from fastly_secret_store_operator.kube import StartupError
     from fastly_secret_store_operator.operator import OperatorOptions, run_operator
 
     options = OperatorOptions(
@@ -117,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         liveness=args.liveness,
         metrics_port=args.metrics_port,
-        fastly_endpoint=check_endpoint(args.fastly_endpoint),
+        fastly_endpoint=args.fastly_endpoint,
         fastly_timeout=args.fastly_timeout,
         trust_api_signing_key=args.trust_api_signing_key,
         operator_namespace=args.operator_namespace,
@@ -125,8 +195,16 @@ def _run(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         debug=args.debug,
         max_concurrent_reconciles=args.max_concurrent_reconciles,
+        kubeconfig=args.kubeconfig,
+        context=args.context,
     )
-    asyncio.run(run_operator(options))
+    try:
+        asyncio.run(run_operator(options))
+    except StartupError as error:
+        print(f"fastly-secret-store-operator: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
     return 0
 
 

@@ -63,7 +63,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     configure(settings)
     # Watching listed namespaces needs no cluster-wide namespace listing (and the RBAC does not grant it).
     settings.scanning.disabled = memo.config.namespaced
-    memo.runtime = await start_runtime(memo.config, memo.metrics)
+    memo.runtime = await start_runtime(memo.config, memo.metrics, memo.kube_client)
 
 
 @kopf.on.cleanup()

@@ -30,7 +30,7 @@ with `errors=PERMANENT`, so Kopf does not retry it inside the probe request), an
 otherwise; so the check plugs into `--liveness` as an `@kopf.on.probe` handler. Kopf caches a passing probe
 for 10 s, a failing one not at all.
 
-The audit lists exactly the scope Kopf watches: all namespaces, or the `--namespace` names and patterns.
+The audit lists exactly the scope Kopf watches: all namespaces, or the `--namespace` names (exact names).
 It assumes one operator instance (`--standalone`, as deployed): with Kopf peering, a paused standby would
 see no events and fail its probe.
 """
@@ -44,11 +44,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import httpx
 import kopf
-import kubernetes
-from kopf._cogs.structs.references import match_namespace  # not public; the same matching Kopf's watch uses
 
-from fastly_secret_store_operator.kube import GROUP, PLURAL, VERSION
+from fastly_secret_store_operator.kube import GROUP, PLURAL, VERSION, KubeClient, stores_path
 
 logger = logging.getLogger(__name__)
 
@@ -238,36 +237,17 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
     kopf.on.cleanup(id="watch-audit-stop", registry=registry)(_stop_audit)
 
 
-def kube_lister(
-    connect: Callable[[], kubernetes.client.ApiClient], namespaces: Sequence[str] = (), *, timeout: float = 30.0
-) -> Lister:
-    """List FastlySecretStores in the scope Kopf watches: every namespace when `namespaces` is empty, else
-    the names given, with Kopf's pattern syntax ("shop-*", "!kube-*") matched as Kopf matches it.
-
-    `connect` makes the API client at the first audit, not before: the operator's login and kubeconfig are
-    settled by then, and a test or demo that never audits never needs one."""
-    exact = [ns for ns in namespaces if not any(mark in ns for mark in "!*?,")]
-    cluster_wide = not namespaces or len(exact) < len(namespaces)  # a pattern needs the cluster-wide list
-    headers = {"Accept": _METADATA_ONLY}
-    apis: list[kubernetes.client.CustomObjectsApi] = []
-
-    def list_all() -> dict[str, str]:
-        if not apis:
-            apis.append(kubernetes.client.CustomObjectsApi(connect()))
-        api = apis[0]
-        if cluster_wide:
-            listed = api.list_cluster_custom_object(GROUP, VERSION, PLURAL, _request_timeout=timeout, _headers=headers)
-            return _versions(item for item in _items(listed) if _in_scope(item, namespaces))
-        found: dict[str, str] = {}
-        for namespace in exact:
-            listed = api.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, _request_timeout=timeout, _headers=headers
-            )
-            found |= _versions(_items(listed))
-        return found
+def kube_lister(client: KubeClient, namespaces: Sequence[str] = (), *, timeout: float = 30.0) -> Lister:
+    """List FastlySecretStores in the scope Kopf watches: every namespace when `namespaces` is empty, else the
+    namespaces named (exact names: `run` refuses patterns)."""
+    request_timeout = httpx.Timeout(timeout, connect=5.0)
 
     async def lister() -> Mapping[str, str]:
-        return await asyncio.to_thread(list_all)
+        found: dict[str, str] = {}
+        for namespace in namespaces or (None,):
+            listed = await client.get_json(stores_path(namespace), accept=_METADATA_ONLY, timeouts=request_timeout)
+            found |= _versions(_items(listed))
+        return found
 
     return lister
 
@@ -275,11 +255,6 @@ def kube_lister(
 def _items(listed: object) -> list[Mapping[str, Any]]:
     items = listed.get("items") if isinstance(listed, Mapping) else None
     return [item for item in items or () if isinstance(item, Mapping)]
-
-
-def _in_scope(item: Mapping[str, Any], namespaces: Sequence[str]) -> bool:
-    namespace = item.get("metadata", {}).get("namespace", "")
-    return not namespaces or any(match_namespace(namespace, pattern) for pattern in namespaces)
 
 
 def _versions(items: Iterable[Mapping[str, Any]]) -> dict[str, str]:

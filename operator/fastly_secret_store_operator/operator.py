@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import kopf
 
@@ -32,6 +32,7 @@ class OperatorOptions:
     quiet: bool = False
     max_concurrent_reconciles: int = 32
     kubeconfig: str | None = None
+    context: str | None = None
 
 
 async def run_operator(
@@ -65,23 +66,28 @@ async def run_operator(
         namespaces=options.namespaces,
         max_concurrent_reconciles=options.max_concurrent_reconciles,
     )
-    registry = kopf.get_default_registry()
-    assert handlers.RESOURCE  # importing the module registered the handlers in the default registry
-    if connection is not None:
-
-        @kopf.on.login(registry=registry)
-        def login(**_: object) -> kopf.ConnectionInfo:
-            return connection
-
-    health.register(registry)
-    audit = None
-    if options.liveness:
-        scope = () if options.all_namespaces else options.namespaces
-        audit = health.WatchAudit(health.kube_lister(functools.partial(kube.load_config, options.kubeconfig), scope))
+    scope = () if options.all_namespaces else options.namespaces
+    # Raises kube.StartupError (one line for a person) when there are no credentials or the API server cannot
+    # be reached, refuses them, or does not let the operator list its objects: before Kopf, which would retry.
+    credentials = (
+        kube.from_connection_info(connection)
+        if connection is not None
+        else kube.load_credentials(options.kubeconfig, options.context)
+    )
+    client = kube.connect(credentials, connections=options.max_concurrent_reconciles + 8 + max(1, len(scope)))
     metrics = Metrics()
-    if options.metrics_port is not None:
-        metrics.serve(options.metrics_port)
     try:
+        await kube.preflight(client, scope)
+        registry = kopf.get_default_registry()
+        assert handlers.RESOURCE  # importing the module registered the handlers in the default registry
+        kopf.on.login(id="kube-credentials", registry=registry)(login)
+        health.register(registry)
+        audit = health.WatchAudit(health.kube_lister(client, scope)) if options.liveness else None
+        if options.metrics_port is not None:
+            metrics.serve(options.metrics_port)
+        memo = kopf.Memo(
+            config=config, metrics=metrics, watch_audit=audit, kube_client=client, kube_credentials=credentials
+        )
         await kopf.operator(
             registry=registry,
             ready_flag=ready_flag,
@@ -89,8 +95,16 @@ async def run_operator(
             namespaces=options.namespaces,
             standalone=options.standalone,
             liveness_endpoint=options.liveness,
-            memo=kopf.Memo(config=config, metrics=metrics, watch_audit=audit),
+            memo=memo,
             stop_flag=stop_flag,
         )
     finally:
+        await client.aclose()
         metrics.shutdown()
+
+
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """Kopf logs in with the operator's own credentials, so `--kubeconfig` and `--context` apply to it too.
+    Kopf calls this again after a 401: the token is read afresh (refreshed when it expired)."""
+    credentials: kube.Credentials = memo.kube_credentials
+    return credentials.connection_info()

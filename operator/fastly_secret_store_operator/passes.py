@@ -106,11 +106,11 @@ async def _reconcile(
         try:
             result = await reconcile_object(view, runtime.env, resync=resync, checkpoint=checkpoint)
             outcome, status = result.outcome, result.status
-        except kube.API_ERRORS as error:
-            logger.warning("%s: a Kubernetes API call failed (%s); retrying", who, kube.describe(error))
+        except kube.KubeError as error:
+            logger.warning("%s: a Kubernetes API call failed (%s); retrying", who, error)
             outcome = Outcome(
                 "KubernetesUnavailable",
-                f"a Kubernetes API call failed ({kube.describe(error)}); the operator retries by itself",
+                f"a Kubernetes API call failed ({error}); the operator retries by itself",
             )
             status = dict(tracked.status or view.status)
         except Exception:
@@ -162,9 +162,9 @@ async def _write(
     try:
         await write_status(runtime.kube.patch_status, tracked.namespace, tracked.name, held, status)
         return outcome
-    except kube.API_ERRORS as error:
-        detail = kube.describe(error)
-        if kube.status_of(error) not in _REFUSED:
+    except kube.KubeError as error:
+        detail = str(error)
+        if error.status not in _REFUSED:
             logger.warning("%s: writing the status failed (%s); retrying", who, detail)
             return Outcome("KubernetesUnavailable", f"writing the status failed ({detail})")
         logger.error("%s: the API server refused the status (%s); reporting that instead", who, detail)
@@ -175,7 +175,7 @@ async def _write(
     )
     generation = body.metadata.get("generation")
     conditions = build_conditions(refused, held.get("conditions") or (), generation)
-    with contextlib.suppress(*kube.API_ERRORS):
+    with contextlib.suppress(kube.KubeError):
         await runtime.kube.patch_status(
             tracked.namespace, tracked.name, {"conditions": conditions, "observedGeneration": generation}
         )
@@ -207,15 +207,15 @@ async def run_finalize(runtime: Runtime, tracked: Tracked, body: kopf.Body, uid:
             result = await finalize_object(view, runtime.env, last_session=tracked.session)
         except SecretReadError as error:
             raise _kubernetes_wait(who, error.message, retry) from None
-        except kube.API_ERRORS as error:
-            raise _kubernetes_wait(who, kube.describe(error), retry) from None
+        except kube.KubeError as error:
+            raise _kubernetes_wait(who, str(error), retry) from None
         except ReconcileError as error:
             runtime.metrics.set_object_state(uid, False, error.reason)
             outcome = Outcome(error.reason, error.message, stalled=error.stalled)
             status = dict(view.status)
             status["conditions"] = build_conditions(outcome, view.status.get("conditions") or (), view.generation)
             tracked.status = status
-            with contextlib.suppress(*kube.API_ERRORS):  # the condition is a report; the retry below is what counts
+            with contextlib.suppress(kube.KubeError):  # the condition is a report; the retry below is what counts
                 await write_status(
                     runtime.kube.patch_status, tracked.namespace, tracked.name, dict(body.get("status") or {}), status
                 )

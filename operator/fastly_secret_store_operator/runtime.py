@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,10 +30,8 @@ class ClusterSecrets:
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, bytes] | None:
         try:
             return await self._api.read_secret(namespace, name)
-        except kube.API_ERRORS as error:
-            raise SecretReadError(
-                namespace, name, forbidden=kube.is_forbidden(error), detail=kube.describe(error)
-            ) from None
+        except kube.KubeError as error:
+            raise SecretReadError(namespace, name, forbidden=error.forbidden, detail=str(error)) from None
 
 
 @dataclass(slots=True)
@@ -50,13 +47,9 @@ class Runtime:
     secret_watch: SecretWatch
 
 
-async def start_runtime(config: OperatorConfig, metrics: Metrics) -> Runtime:
-    threads = config.max_concurrent_reconciles + 8
-    asyncio.get_running_loop().set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="kube")
-    )
-    api_client = kube.load_config(config.kubeconfig, connections=threads)
-    api = kube.KubeApi(api_client)
+async def start_runtime(config: OperatorConfig, metrics: Metrics, client: kube.KubeClient) -> Runtime:
+    """Everything the handlers share, on the Kubernetes client run_operator made (and checked) before Kopf."""
+    api = kube.KubeApi(client)
     key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
     sessions = SessionPool(config.fastly, on_response=metrics.observe_fastly)
     tracker = Tracker()
@@ -73,9 +66,7 @@ async def start_runtime(config: OperatorConfig, metrics: Metrics) -> Runtime:
     def wake_readers(namespace: str, secret: str) -> None:
         tracker.wake_readers(namespace, secret)
 
-    watch = SecretWatch(
-        api_client, config.namespaces if config.namespaced else (), wake_readers, asyncio.get_running_loop()
-    )
+    watch = SecretWatch(client, config.namespaces if config.namespaced else (), wake_readers)
     watch.start()
     logger.info("Fastly endpoint %s", config.fastly.endpoint)
     return Runtime(
@@ -92,5 +83,6 @@ async def start_runtime(config: OperatorConfig, metrics: Metrics) -> Runtime:
 
 
 async def stop_runtime(runtime: Runtime) -> None:
-    runtime.secret_watch.stop()
+    await runtime.secret_watch.stop()
     await runtime.sessions.aclose()
+    await runtime.kube.aclose()

@@ -11,13 +11,12 @@ from typing import Any
 
 import httpx
 import kopf
-import kubernetes
 import pytest
 from kopf._cogs.structs.ephemera import AnyMemo
 from kopf._core.engines.indexing import OperatorIndexers
 from kopf._core.engines.probing import health_reporter
 
-from fastly_secret_store_operator import health
+from fastly_secret_store_operator import health, kube
 from fastly_secret_store_operator.emulators.kubernetes import KubernetesEmulator
 from fastly_secret_store_operator.health import WatchAudit, WatchHeartbeat, WatchStale, kube_lister
 
@@ -175,12 +174,12 @@ def test_an_object_gone_without_a_deleted_event_is_forgotten(audit: WatchAudit, 
 async def test_a_failing_list_proves_nothing_and_leaks_nothing(
     audit: WatchAudit, clock: FakeClock, lister: FakeLister, caplog: pytest.LogCaptureFixture
 ) -> None:
-    lister.error = kubernetes.client.ApiException(status=503, reason="canary-reason-Zx81")
+    lister.error = kube.KubeError(503, "canary-reason-Zx81")
     for _ in range(10):
         clock.now += INTERVAL
         await audit.audit()
     audit.heartbeat.check()  # restarting cannot fix the API server: stay live
-    assert "ApiException" in caplog.text
+    assert "KubeError" in caplog.text
     assert "canary" not in caplog.text
 
 
@@ -299,15 +298,17 @@ def stores(emulator: KubernetesEmulator) -> dict[str, str]:
     [
         ((), {"default", "shop", "shop-eu", "other"}),
         (("shop", "other"), {"shop", "other"}),
-        (("shop*", "default"), {"default", "shop", "shop-eu"}),
-        (("!shop*",), {"default", "other"}),
+        (("shop-eu",), {"shop-eu"}),
     ],
 )
 async def test_kube_lister_lists_the_scope_kopf_watches(
     emulator: KubernetesEmulator, stores: dict[str, str], namespaces: tuple[str, ...], expected: set[str]
 ) -> None:
-    with kubernetes.client.ApiClient(emulator.client_configuration()) as api_client:
-        listed = await kube_lister(lambda: api_client, namespaces)()
+    client = kube.connect(kube.from_connection_info(emulator.connection_info()))
+    try:
+        listed = await kube_lister(client, namespaces)()
+    finally:
+        await client.aclose()
     assert set(listed) == {stores[namespace] for namespace in expected}
     for namespace in expected:
         obj = emulator.store.get("fastlysecretstores", namespace, "checkout")
@@ -317,7 +318,7 @@ async def test_kube_lister_lists_the_scope_kopf_watches(
 async def test_a_live_kopf_watch_leaves_nothing_missing(
     emulator: KubernetesEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The real thing: Kopf's watch feeds the audit, the kubernetes client lists, `--liveness` answers."""
+    """The real thing: Kopf's watch feeds the audit, the operator's client lists, `--liveness` answers."""
     caplog.set_level(logging.INFO)
     registry = kopf.OperatorRegistry()
     health.register(registry)
@@ -326,8 +327,8 @@ async def test_a_live_kopf_watch_leaves_nothing_missing(
     def login(**_: Any) -> kopf.ConnectionInfo:
         return emulator.connection_info()
 
-    api_client = kubernetes.client.ApiClient(emulator.client_configuration())
-    lister = kube_lister(lambda: api_client, ["shop"])
+    client = kube.connect(kube.from_connection_info(emulator.connection_info()))
+    lister = kube_lister(client, ["shop"])
     audit = WatchAudit(lister, interval=0.1)
     emulator.store.create("fastlysecretstores", store("before"), namespace="shop")
     emulator.store.create("fastlysecretstores", store("elsewhere"), namespace="other")  # out of scope
@@ -364,7 +365,7 @@ async def test_a_live_kopf_watch_leaves_nothing_missing(
         stop.set()
         async with asyncio.timeout(BOUND):
             await operator
-        api_client.close()  # type: ignore[no-untyped-call]
+        await client.aclose()
 
 
 @pytest.fixture(autouse=True)
