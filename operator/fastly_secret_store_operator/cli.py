@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     # For tests that make Fastly slower than the client waits; undocumented on purpose.
     run.add_argument("--fastly-timeout", type=_positive_seconds, default=10.0, help=argparse.SUPPRESS)
+    # For tests of lost creates: how long an unanswered create may still land (60 s); undocumented on purpose.
+    run.add_argument("--create-grace", type=_positive_seconds, default=60.0, help=argparse.SUPPRESS)
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     run.add_argument("--debug", action="store_true", help="log at debug level, Kopf's internals included")
@@ -189,6 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         fastly_endpoint=args.fastly_endpoint,
         fastly_timeout=args.fastly_timeout,
+        create_grace=args.create_grace,
         trust_api_signing_key=args.trust_api_signing_key,
         operator_namespace=args.operator_namespace,
         log_format=args.log_format,

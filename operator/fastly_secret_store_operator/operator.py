@@ -24,6 +24,7 @@ class OperatorOptions:
     metrics_port: int | None = None
     fastly_endpoint: str = "https://api.fastly.com"
     fastly_timeout: float = 10.0
+    create_grace: float = 60.0
     trust_api_signing_key: bool = False
     operator_namespace: str = "default"
     log_format: str = "text"
@@ -65,6 +66,7 @@ async def run_operator(
         namespaced=not options.all_namespaces,
         namespaces=options.namespaces,
         max_concurrent_reconciles=options.max_concurrent_reconciles,
+        create_grace=options.create_grace,
     )
     scope = () if options.all_namespaces else options.namespaces
     # Raises kube.StartupError (one line for a person) when there are no credentials or the API server cannot

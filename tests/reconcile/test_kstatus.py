@@ -97,7 +97,7 @@ async def test_the_operators_status_is_accepted_by_the_crd_and_reads_current(
     server = api_server()
     created = server.create("fastlysecretstores", NEW_OBJECT, namespace=NAMESPACE)
     generation = created["metadata"]["generation"]
-    result = await reconcile_object(view(generation=generation), env, mark_create_requested=Marks())
+    result = await reconcile_object(view(generation=generation), env, checkpoint=Marks())
     written = server.patch("fastlysecretstores", NAMESPACE, "checkout", {"status": result.status}, subresource="status")
     assert written["status"]["observedGeneration"] == generation
     assert written["status"]["conditions"] == result.status["conditions"]  # nothing pruned

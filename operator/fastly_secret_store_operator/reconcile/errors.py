@@ -52,8 +52,9 @@ def from_fastly(error: FastlyError, *, token_source: str) -> ReconcileError:
     if isinstance(error, SigningKeyMismatchError):
         return ReconcileError(
             "SigningKeyMismatch",
-            f"the client key Fastly served is not signed by the trusted signing key ({detail}); nothing was "
-            "written. If this endpoint is an emulator, run the operator with --trust-api-signing-key",
+            f"the client key Fastly served is not signed by the trusted signing key ({detail}); no entry was "
+            "written with it (the store itself may exist). If this endpoint is an emulator, run the operator with "
+            "--trust-api-signing-key",
         )
     if isinstance(error, NotFoundError):
         return ReconcileError(
