@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from reconcile_support import DictSecrets, Marks, view
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
-from fastly_secret_store_operator.reconcile.conditions import find
+from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find
+from fastly_secret_store_operator.reconcile.entries import MAX_ENTRIES, EntryRecord
 from fastly_secret_store_operator.reconcile.object import Environment, ReconcileResult, reconcile_object
 
 CANARY = b"canary-value-\x00\xff-9d1e"
@@ -312,3 +314,14 @@ async def test_a_store_deleted_mid_pass_is_looked_up_again(
     stalled = find(result.status["conditions"], "Stalled")
     assert stalled is not None
     assert stalled["status"] == "False"
+
+
+def test_the_status_of_an_object_at_the_entry_limit_stays_well_under_a_mebibyte() -> None:
+    record = EntryRecord("N" * 255, "2026-12-04T10:00:00Z", "d" * 64, "f" * 64)
+    status = {
+        "id": "7nLoGzCcs1ZbDD8BaX3jKR",
+        "entries": [record.as_status() for _ in range(MAX_ENTRIES)],
+        "conditions": build_conditions(Outcome("SecretNotFound", "m" * 5000), (), 1),
+    }
+    assert len(json.dumps(status)) < 600 * 1024
+    assert all(len(condition["message"]) <= 1024 for condition in status["conditions"])
