@@ -114,6 +114,19 @@ class Cluster:
             GROUP, VERSION, namespace, PLURAL, name, {"spec": spec}, _content_type="application/merge-patch+json"
         )
 
+    def annotate_reconcile(self, namespace: str, name: str) -> None:
+        """Ask for a reconcile now, as a user would (`fastly.operator.dev/reconcile-requested-at`)."""
+        annotations = {"fastly.operator.dev/reconcile-requested-at": uuid.uuid4().hex}
+        self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"metadata": {"annotations": annotations}},
+            _content_type="application/merge-patch+json",
+        )
+
     def get(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             body: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
