@@ -9,6 +9,8 @@ name decides who manages which store.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -46,6 +48,10 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = NoDiffBase()
     # Events are posted explicitly, with reasons a person can act on; Kopf's own chatter stays in the logs.
     settings.posting.level = logging.WARNING
+    # `kubectl describe` shows who said it: this operator, and which pod.
+    settings.posting.reporting_component = "fastly-secret-store-operator"
+    settings.posting.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
+    settings.posting.event_name_prefix = "fastly-secret-store-operator-"
     # A sync loop that is asked to stop exits within a second; never hold a deletion for Kopf's default minute.
     settings.background.cancellation_polling = 1.0
     settings.background.instant_exit_timeout = 0.5

@@ -8,6 +8,7 @@ cardinality does not grow with the number of objects. Values that could break th
 
 from __future__ import annotations
 
+import platform
 import re
 import threading
 from collections import Counter as Tally
@@ -28,6 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from fastly_secret_store_operator import __version__
 from fastly_secret_store_operator.fastly import client as fastly_client
 from fastly_secret_store_operator.fastly._http import RequestInfo, Route
 
@@ -166,6 +168,28 @@ class Metrics:
             "Fastly-RateLimit-Remaining in the last response that carried it (any token).",
             registry=registry,
         )
+        self.rate_limit_reset = Gauge(
+            PREFIX + "fastly_rate_limit_reset_timestamp_seconds",
+            "Fastly-RateLimit-Reset in the last response that carried it: when the write budget refills (Unix time).",
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            PREFIX + "build_info",
+            "Always 1: the operator's version and Python version as labels.",
+            ("version", "python_version"),
+            registry=registry,
+        )
+        self.build_info.labels(version=__version__, python_version=platform.python_version()).set(1)
+        self.reconciles_in_flight = Gauge(
+            PREFIX + "reconciles_in_flight",
+            "Reconcile passes running now (at most --max-concurrent-reconciles).",
+            registry=registry,
+        )
+        self.reconciles_waiting = Gauge(
+            PREFIX + "reconciles_waiting",
+            "Objects due for a pass and waiting for a free slot.",
+            registry=registry,
+        )
         self.entries_written = Counter(
             PREFIX + "entries_written", "Secret store entries written to Fastly.", registry=registry
         )
@@ -191,6 +215,8 @@ class Metrics:
         self.fastly_request_duration.labels(endpoint=endpoint).observe(info.elapsed)
         if info.rate_limit.remaining is not None:
             self.rate_limit_remaining.set(info.rate_limit.remaining)
+        if info.rate_limit.reset_at is not None:
+            self.rate_limit_reset.set(info.rate_limit.reset_at.timestamp())
 
     def observe_entries(self, written: int, skipped: int) -> None:
         self.entries_written.inc(written)

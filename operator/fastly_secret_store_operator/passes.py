@@ -84,7 +84,22 @@ async def _reconcile(
     runtime: Runtime, tracked: Tracked, body: kopf.Body, uid: str, *, resync: bool, failures: int
 ) -> Verdict | None:
     who = f"{tracked.namespace}/{tracked.name}"
-    async with runtime.slots, tracked.lock:
+    runtime.metrics.reconciles_waiting.inc()
+    try:
+        await runtime.slots.acquire()
+    finally:
+        runtime.metrics.reconciles_waiting.dec()
+    try:
+        with runtime.metrics.reconciles_in_flight.track_inprogress():
+            return await _reconcile_in_slot(runtime, tracked, body, uid, resync=resync, failures=failures, who=who)
+    finally:
+        runtime.slots.release()
+
+
+async def _reconcile_in_slot(
+    runtime: Runtime, tracked: Tracked, body: kopf.Body, uid: str, *, resync: bool, failures: int, who: str
+) -> Verdict | None:
+    async with tracked.lock:
         if tracked.finalizing or body.metadata.get("deletionTimestamp"):
             return None
         view = _view(tracked, body, uid)
