@@ -404,3 +404,22 @@ async def test_a_listing_older_than_a_store_is_refreshed_once(fastly: FastlyEmul
     assert await directory.contains(second.id, max_age=600, created_at=datetime.now(UTC) + timedelta(seconds=1))
     assert await directory.contains(first.id, max_age=600, created_at=datetime.now(UTC) - timedelta(seconds=1))
     assert [r.route for r in fastly.requests] == ["GET /resources/stores/secret"]
+
+
+async def test_a_create_fastly_answers_with_503_is_retried_at_once_but_a_gateway_timeout_waits(
+    fastly: FastlyEmulator, env: Environment
+) -> None:
+    fastly.faults.add(method="POST", route="/resources/stores/secret", kind="status", status=503, count=1)
+    failed = await reconcile_object(view(), env, checkpoint=Marks())
+    assert ready(failed.status)["reason"] == "FastlyUnavailable"
+    retried = await reconcile_object(view(status=failed.status), env, checkpoint=Marks())
+    assert ready(retried.status)["reason"] == "Synced"
+
+    fastly.faults.add(method="POST", route="/resources/stores/secret", kind="status", status=504, count=1)
+    other = view({"name": "behind-a-gateway"})
+    unknown = await reconcile_object(other, env, checkpoint=Marks())
+    assert ready(unknown.status)["reason"] == "Creating"
+    fastly.requests.clear()
+    again = await reconcile_object(replace(other, status=unknown.status), env, checkpoint=Marks())
+    assert ready(again.status)["reason"] == "Creating"
+    assert "POST /resources/stores/secret" not in writes(fastly)

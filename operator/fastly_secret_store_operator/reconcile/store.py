@@ -7,13 +7,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from fastly_secret_store_operator.fastly import (
     AlreadyExistsError,
     FastlyClient,
     FastlyError,
     NotFoundError,
+    OutcomeUnknownError,
     ServerUnavailableError,
     Store,
     UnexpectedResponseError,
@@ -72,8 +73,16 @@ class StoreResult:
 CREATE_CLOCK_SKEW = timedelta(minutes=5)
 #: How long a create whose answer was lost may still land: no second create for the name before it has passed.
 DEFAULT_CREATE_GRACE = 60.0
-#: What a create can raise when it may or may not have happened: the answer was lost, cut off or unreadable.
-_OUTCOME_UNKNOWN = (ServerUnavailableError, UnexpectedResponseError)
+#: Gateway answers: a proxy in front of Fastly gave up waiting, so the create may have happened behind it.
+_GATEWAY_STATUSES = frozenset({502, 504})
+
+
+def _outcome_unknown(error: FastlyError) -> bool:
+    """Whether a create that failed this way may still have made the store: its answer was lost, cut off,
+    unreadable, or a gateway's. A 500 or 503 from Fastly itself says the create failed."""
+    return isinstance(error, OutcomeUnknownError | UnexpectedResponseError) or (
+        isinstance(error, ServerUnavailableError) and error.status in _GATEWAY_STATUSES
+    )
 
 
 class CreateMark:
@@ -203,7 +212,9 @@ async def _create(client: FastlyClient, name: str, mark: CreateMark) -> StoreRec
     await mark.set()
     try:
         store = await client.create_store(name)
-    except _OUTCOME_UNKNOWN:
+    except FastlyError as error:
+        if not _outcome_unknown(error):
+            _refused_create(error, name, mark, unanswered_before)
         # The create may or may not have happened: never create blindly again. The mark stays (a store found
         # later under it is ours, not adopted); look the name up now, and again on later passes.
         matches = [store for store in await client.find_stores(name) if mark.covers(store)]
@@ -216,7 +227,13 @@ async def _create(client: FastlyClient, name: str, mark: CreateMark) -> StoreRec
                 retry_after=2.0,
             ) from None
         store = matches[0]
-    except AlreadyExistsError:
+    mark.clear()
+    return StoreRecord.from_store(store, adopted=False)
+
+
+def _refused_create(error: FastlyError, name: str, mark: CreateMark, unanswered_before: bool) -> NoReturn:
+    """A create Fastly answered with a failure: nothing was made by it."""
+    if isinstance(error, AlreadyExistsError):
         # Someone created it between our lookup and our create, or an earlier create of ours that got no answer
         # landed meanwhile (then the mark, kept, says it is ours): look again, and adopt or refuse it.
         if not unanswered_before:
@@ -224,11 +241,9 @@ async def _create(client: FastlyClient, name: str, mark: CreateMark) -> StoreRec
         raise ReconcileError(
             "Creating", f"a store named {name!r} appeared while creating it; looking it up again", stalled=False
         ) from None
-    except FastlyError:
-        mark.clear()  # refused: nothing was created
-        raise
-    mark.clear()
-    return StoreRecord.from_store(store, adopted=False)
+    if not unanswered_before:
+        mark.clear()  # refused, or Fastly failing (500, 503): this request made nothing
+    raise error
 
 
 class DeleteAction(StrEnum):
