@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
+from fastly_secret_store_operator.owners import ClaimIndex
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.object import Environment, ObjectView, reconcile_object
 from fastly_secret_store_operator.sessions import FastlyOptions, SessionPool
@@ -32,7 +34,7 @@ class Secrets:
         return {"token": TOKEN.encode()} if name == "token" else dict(self.values)
 
 
-async def _noop(requested_at: str) -> None:
+async def _noop(fields: Mapping[str, Any]) -> None:
     return None
 
 
@@ -57,14 +59,16 @@ async def run(entries: int) -> list[tuple[str, int, Counter[str]]]:
     rows = []
     async with FastlyEmulator(tokens=[TOKEN]) as fastly:
         pool = SessionPool(FastlyOptions(endpoint=fastly.url, trust_api_signing_key=True))
-        env = Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"b" * 32))
+        env = Environment(
+            secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"b" * 32), owners=ClaimIndex(lambda _: None)
+        )
         status: dict[str, Any] = {}
 
         async def sync(label: str, changed: int, resync: bool = False) -> None:
             nonlocal status
             fastly.requests.clear()
             view = ObjectView("bench", "bench", 1, spec, status)
-            result = await reconcile_object(view, env, resync=resync, mark_create_requested=_noop)
+            result = await reconcile_object(view, env, resync=resync, checkpoint=_noop)
             status = result.status
             rows.append((label, changed, _count(fastly)))
 

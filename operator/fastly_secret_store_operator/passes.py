@@ -110,9 +110,15 @@ async def _reconcile_in_slot(
             runtime.tracker.set_secrets(uid, tracked, parse_spec(view.spec, default_name=view.name).referenced_secrets)
 
         async def checkpoint(fields: Mapping[str, Any]) -> None:
-            # Remembered before it is written: whatever fails next, the next pass knows it.
+            # Remembered before it is written: whatever fails next, the next pass knows it. A write that fails
+            # stops the pass before what it announces (a claim, a create) is done, so it is forgotten again.
+            before = tracked.status
             tracked.status = {**(tracked.status or view.status), **fields}
-            await runtime.kube.patch_status(tracked.namespace, tracked.name, fields)
+            try:
+                await runtime.kube.patch_status(tracked.namespace, tracked.name, fields)
+            except kube.KubeError:
+                tracked.status = before
+                raise
             if "storeName" in fields:
                 await runtime.owners.wait_visible(uid, claim_shows(fields))
 

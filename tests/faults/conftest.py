@@ -20,6 +20,9 @@ from fastly_secret_store_operator.emulators.kubernetes import KubernetesEmulator
 
 #: The client timeout the operator runs with here: short, so a latency fault can outlast it.
 FASTLY_TIMEOUT = 1.0
+#: How long a create whose answer was lost may still land (60 s in production): short, so that the fleets here,
+#: which lose answers on purpose, converge within the tests' bounds; the rule itself is the same.
+CREATE_GRACE = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def operator_factory(
             fastly.url,
             [namespace],
             tmp_path / "operator.log",
-            extra_args=("--fastly-timeout", str(FASTLY_TIMEOUT)),
+            extra_args=("--fastly-timeout", str(FASTLY_TIMEOUT), "--create-grace", str(CREATE_GRACE)),
         )
         process.start()
         processes.append(process)

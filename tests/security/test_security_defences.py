@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
 from fastly_secret_store_operator.cli import check_endpoint
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator
 from fastly_secret_store_operator.fastly import FastlyClient
+from fastly_secret_store_operator.owners import ClaimIndex
 from fastly_secret_store_operator.reconcile.conditions import find
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.object import Environment, ObjectView, reconcile_object
@@ -27,7 +29,7 @@ class Secrets:
         return self.data.get((namespace, name))
 
 
-async def _noop(requested_at: str) -> None:
+async def _noop(fields: Mapping[str, Any]) -> None:
     return None
 
 
@@ -58,9 +60,11 @@ async def test_the_pinned_signing_key_refuses_a_foreign_client_key() -> None:
     secrets = Secrets({("shop", "token"): {"token": TOKEN.encode()}, ("shop", "app"): {"KEY": b"value"}})
     async with FastlyEmulator(tokens=[TOKEN]) as fastly:
         pool = SessionPool(FastlyOptions(endpoint=fastly.url))  # trust_api_signing_key defaults to False
-        env = Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"s" * 32))
+        env = Environment(
+            secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"s" * 32), owners=ClaimIndex(lambda _: None)
+        )
         spec = {"apiTokenSecretRef": {"name": "token"}, "entriesFrom": [{"secretRef": {"name": "app"}}]}
-        result = await reconcile_object(ObjectView("shop", "x", 1, spec, {}), env, mark_create_requested=_noop)
+        result = await reconcile_object(ObjectView("shop", "x", 1, spec, {}), env, checkpoint=_noop)
         await pool.aclose()
         ready = find(result.status["conditions"], "Ready")
         assert ready is not None
@@ -76,9 +80,11 @@ async def test_tokens_come_only_from_the_objects_own_namespace() -> None:
     """The reference has no namespace field; a stray one is ignored, never followed."""
     secrets = Secrets({("other", "token"): {"token": TOKEN.encode()}})
     pool = SessionPool(FastlyOptions(endpoint="http://127.0.0.1:9"))
-    env = Environment(secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"s" * 32))
+    env = Environment(
+        secrets=secrets, connect=pool, fingerprinter=Fingerprinter(b"s" * 32), owners=ClaimIndex(lambda _: None)
+    )
     spec = {"apiTokenSecretRef": {"name": "token", "namespace": "other"}}
-    result = await reconcile_object(ObjectView("shop", "x", 1, spec, {}), env, mark_create_requested=_noop)
+    result = await reconcile_object(ObjectView("shop", "x", 1, spec, {}), env, checkpoint=_noop)
     assert secrets.reads == [("shop", "token")]
     ready = find(result.status["conditions"], "Ready")
     assert ready is not None
