@@ -167,18 +167,37 @@ class LeaderElector:
         if not self.leading or self._lease is None:
             return
         self.leading = False
-        lease = copy.deepcopy(self._lease)
-        spec = lease.setdefault("spec", {})
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT):
+                released = await self._write_released(self._lease)
+                if not released:
+                    # A 409: most likely our own renewal, cancelled after it was sent, moved the version on.
+                    current = await self._read()
+                    if current is None or (current.get("spec") or {}).get("holderIdentity") != self.identity:
+                        return  # someone else holds it now: not ours to release
+                    released = await self._write_released(current)
+        except (KubeError, TimeoutError) as error:
+            logger.warning("Could not release the lease %s (%s); it expires by itself", self.where, error)
+            return
+        if not released:
+            logger.warning("Could not release the lease %s (it kept changing); it expires by itself", self.where)
+            return
+        logger.info("Released the lease %s", self.where)
+
+    async def _write_released(self, lease: dict[str, Any]) -> bool:
+        """PUT the Lease with no holder, as client-go's release does; False on a 409."""
+        body = copy.deepcopy(lease)
+        spec = body.setdefault("spec", {})
         spec["holderIdentity"] = ""
         spec["leaseDurationSeconds"] = RELEASED_LEASE_SECONDS
         spec["renewTime"] = _micro_time(datetime.datetime.now(datetime.UTC))
         try:
-            async with asyncio.timeout(RELEASE_TIMEOUT):
-                await self.client.request("PUT", lease_path(self.namespace, self.name), body=lease)
-        except (KubeError, TimeoutError) as error:
-            logger.warning("Could not release the lease %s (%s); it expires by itself", self.where, error)
-            return
-        logger.info("Released the lease %s", self.where)
+            await self.client.request("PUT", lease_path(self.namespace, self.name), body=body)
+        except KubeError as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
 
     # One attempt, as client-go's tryAcquireOrRenew.
 
