@@ -208,7 +208,9 @@ async def test_run_as_leader_releases_the_lease_when_the_work_ends(
 async def test_a_standby_stopped_while_waiting_never_works(
     emulator: KubernetesEmulator, client: kube.KubeClient
 ) -> None:
-    assert await elector(client, "a").acquire(asyncio.Event())
+    leader = elector(client, "a")
+    assert await leader.acquire(asyncio.Event())
+    renewing = asyncio.create_task(leader.keep_renewing())
     stop = asyncio.Event()
 
     async def work() -> None:
