@@ -339,7 +339,8 @@ async def run_as_leader(
     try:
         await asyncio.wait({renewal, worker}, return_when=asyncio.FIRST_COMPLETED)
         if renewal.done() and not worker.done():
-            why = renewal.result()
+            failure = renewal.exception()
+            why = renewal.result() if failure is None else f"the lease renewal failed: {failure!r}"
             logger.error("Lost the leadership: %s; stopping at once, exiting so that a standby takes over", why)
             stop.set()  # with the stop flag set, Kopf does not arm its "ultimate termination" SIGKILL
             worker.cancel()
@@ -348,8 +349,7 @@ async def run_as_leader(
         await worker  # re-raises what the work raised
     finally:
         renewal.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewal
+        await asyncio.wait({renewal})  # its outcome, if any, was read above
         if not worker.done():
             worker.cancel()
             await asyncio.wait({worker}, timeout=CANCEL_GRACE)

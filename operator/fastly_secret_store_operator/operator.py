@@ -112,8 +112,14 @@ async def run_operator(
             )
             return
         stop = stop_flag if stop_flag is not None else asyncio.Event()
+        # A client of its own: the handlers close theirs when Kopf stops, before the Lease is released, and
+        # renewals must never queue behind reconciles for a connection.
+        lease_client = kube.connect(credentials, connections=2)
         elector = LeaderElector(
-            client, options.operator_namespace, options.leader_identity or default_identity(), options.lease_timings
+            lease_client,
+            options.operator_namespace,
+            options.leader_identity or default_identity(),
+            options.lease_timings,
         )
 
         async def serve() -> None:
@@ -131,8 +137,11 @@ async def run_operator(
             )
 
         # Kopf handles SIGTERM and SIGINT while it runs; before (a standby) and after it (the release), so do we.
-        with _stopping_on_signals(stop):
-            await run_as_leader(elector, serve, stop, liveness_url=options.liveness)
+        try:
+            with _stopping_on_signals(stop):
+                await run_as_leader(elector, serve, stop, liveness_url=options.liveness)
+        finally:
+            await lease_client.aclose()
     finally:
         await client.aclose()
         metrics.shutdown()
