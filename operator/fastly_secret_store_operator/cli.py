@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--operator-namespace",
         default=os.environ.get("POD_NAMESPACE", "default"),
-        help="where the operator keeps its fingerprint key Secret (env POD_NAMESPACE; default %(default)s)",
+        help="where the operator keeps its fingerprint key Secret and its leader-election Lease (env POD_NAMESPACE; "
+        "default %(default)s)",
     )
     run.add_argument(
         "--max-concurrent-reconciles",
@@ -86,6 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fastly-timeout", type=_positive_seconds, default=10.0, help=argparse.SUPPRESS)
     # For tests of lost creates: how long an unanswered create may still land (60 s); undocumented on purpose.
     run.add_argument("--create-grace", type=_positive_seconds, default=60.0, help=argparse.SUPPRESS)
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run several replicas: the one holding the Lease fastly-secret-store-operator in the operator "
+        "namespace reconciles, the others wait as standbys",
+    )
+    # For tests that must see a takeover in seconds; controller-runtime's defaults otherwise. Undocumented.
+    run.add_argument("--leader-elect-lease-duration", type=_positive_seconds, default=15.0, help=argparse.SUPPRESS)
+    run.add_argument("--leader-elect-renew-deadline", type=_positive_seconds, default=10.0, help=argparse.SUPPRESS)
+    run.add_argument("--leader-elect-retry-period", type=_positive_seconds, default=2.0, help=argparse.SUPPRESS)
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
     run.add_argument("--debug", action="store_true", help="log at debug level, Kopf's internals included")
@@ -181,8 +192,18 @@ def _at_least_one(text: str) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from fastly_secret_store_operator.kube import StartupError
+    from fastly_secret_store_operator.leader_election import LeadershipLost, LeaseTimings
     from fastly_secret_store_operator.operator import OperatorOptions, run_operator
 
+    try:
+        timings = LeaseTimings(
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period,
+        )
+    except ValueError as error:
+        print(f"fastly-secret-store-operator: {error}", file=sys.stderr)
+        return 2
     options = OperatorOptions(
         namespaces=tuple(args.namespace),
         all_namespaces=args.all_namespaces or not args.namespace,
@@ -200,11 +221,17 @@ def _run(args: argparse.Namespace) -> int:
         max_concurrent_reconciles=args.max_concurrent_reconciles,
         kubeconfig=args.kubeconfig,
         context=args.context,
+        leader_elect=args.leader_elect,
+        lease_timings=timings,
     )
     try:
         asyncio.run(run_operator(options))
     except StartupError as error:
         print(f"fastly-secret-store-operator: {error}", file=sys.stderr)
+        return 1
+    except LeadershipLost as error:
+        # As controller-runtime: a replica that lost its lease exits, and comes back as a standby.
+        print(f"fastly-secret-store-operator: lost the leader election: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

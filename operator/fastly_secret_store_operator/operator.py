@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from dataclasses import dataclass
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
 
 from fastly_secret_store_operator import handlers, health, kube
 from fastly_secret_store_operator.config import OperatorConfig
+from fastly_secret_store_operator.leader_election import LeaderElector, LeaseTimings, default_identity, run_as_leader
 from fastly_secret_store_operator.metrics import Metrics
 from fastly_secret_store_operator.sessions import FastlyOptions
 
@@ -34,6 +39,10 @@ class OperatorOptions:
     max_concurrent_reconciles: int = 32
     kubeconfig: str | None = None
     context: str | None = None
+    leader_elect: bool = False
+    lease_timings: LeaseTimings = field(default_factory=LeaseTimings)
+    #: This candidate's name in the Lease; None: the pod's name (POD_NAME) or host name, plus a random suffix.
+    leader_identity: str | None = None
 
 
 async def run_operator(
@@ -90,19 +99,66 @@ async def run_operator(
         memo = kopf.Memo(
             config=config, metrics=metrics, watch_audit=audit, kube_client=client, kube_credentials=credentials
         )
-        await kopf.operator(
-            registry=registry,
-            ready_flag=ready_flag,
-            clusterwide=options.all_namespaces,
-            namespaces=options.namespaces,
-            standalone=options.standalone,
-            liveness_endpoint=options.liveness,
-            memo=memo,
-            stop_flag=stop_flag,
+        if not options.leader_elect:
+            await kopf.operator(
+                registry=registry,
+                ready_flag=ready_flag,
+                clusterwide=options.all_namespaces,
+                namespaces=options.namespaces,
+                standalone=options.standalone,
+                liveness_endpoint=options.liveness,
+                memo=memo,
+                stop_flag=stop_flag,
+            )
+            return
+        stop = stop_flag if stop_flag is not None else asyncio.Event()
+        # A client of its own: the handlers close theirs when Kopf stops, before the Lease is released, and
+        # renewals must never queue behind reconciles for a connection.
+        lease_client = kube.connect(credentials, connections=2)
+        elector = LeaderElector(
+            lease_client,
+            options.operator_namespace,
+            options.leader_identity or default_identity(),
+            options.lease_timings,
         )
+
+        async def serve() -> None:
+            # Only the leader runs Kopf, so Kopf's own peering (which needs KopfPeering objects) has nothing to
+            # coordinate: run it standalone whatever --standalone says.
+            await kopf.operator(
+                registry=registry,
+                ready_flag=ready_flag,
+                clusterwide=options.all_namespaces,
+                namespaces=options.namespaces,
+                standalone=True,
+                liveness_endpoint=options.liveness,
+                memo=memo,
+                stop_flag=stop,
+            )
+
+        # Kopf handles SIGTERM and SIGINT while it runs; before (a standby) and after it (the release), so do we.
+        try:
+            with _stopping_on_signals(stop):
+                await run_as_leader(elector, serve, stop, liveness_url=options.liveness)
+        finally:
+            await lease_client.aclose()
     finally:
         await client.aclose()
         metrics.shutdown()
+
+
+@contextlib.contextmanager
+def _stopping_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` (in the main thread only: elsewhere signals cannot be handled)."""
+    numbers = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
+    loop = asyncio.get_running_loop()
+    for number in numbers:
+        loop.add_signal_handler(number, stop.set)
+    try:
+        yield
+    finally:
+        for number in numbers:
+            loop.remove_signal_handler(number)
 
 
 def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:

@@ -12,7 +12,17 @@ from collections.abc import Callable
 import kubernetes_validate
 import pytest
 import yaml
-from manifests_support import CHART, CRD_FILE, NAMESPACED_VALUES, ROOT, Manifests, load_all, of_kind, only
+from manifests_support import (
+    CHART,
+    CRD_FILE,
+    NAMESPACED_VALUES,
+    RELEASE_NAMESPACE,
+    ROOT,
+    Manifests,
+    load_all,
+    of_kind,
+    only,
+)
 
 
 @pytest.mark.parametrize("values", [{}, NAMESPACED_VALUES], ids=["cluster", "namespaced"])
@@ -174,7 +184,6 @@ def test_the_readme_values_table_matches_values_yaml() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"replicaCount": 2}, "needs Kopf peering"),
         ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
         ({"logLevel": "loud"}, "logLevel"),
         ({"replicas": 1}, "replicas"),
@@ -185,7 +194,6 @@ def test_the_readme_values_table_matches_values_yaml() -> None:
         ({"enabled": "yes"}, "enabled"),
     ],
     ids=[
-        "replicas>1",
         "bad-namespace",
         "bad-log-level",
         "unknown-value",
@@ -208,7 +216,9 @@ def test_namespaced_values_give_roles_only(renderings) -> None:
     manifests = renderings["chart-namespaced"]
     assert not of_kind(manifests, "ClusterRole", "ClusterRoleBinding")
     served = {
-        r["metadata"]["namespace"] for r in of_kind(manifests, "Role") if "fingerprint" not in r["metadata"]["name"]
+        r["metadata"]["namespace"]
+        for r in of_kind(manifests, "Role")
+        if r["metadata"]["namespace"] != RELEASE_NAMESPACE
     }
     assert served == set(NAMESPACED_VALUES["watchNamespaces"])
 
@@ -323,3 +333,32 @@ def test_full_name_override(render_chart: Callable[..., Manifests]) -> None:
     manifests = render_chart({"fullnameOverride": "fastly-ops"})
     assert only(manifests, "Deployment")["metadata"]["name"] == "fastly-ops"
     assert only(manifests, "ClusterRole")["metadata"]["name"] == "fastly-ops"
+
+
+def test_several_replicas_elect_a_leader(render_chart: Callable[..., Manifests]) -> None:
+    manifests = render_chart({"replicaCount": 2})
+    deployment = only(manifests, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--leader-elect" in container["args"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
+    budget = only(manifests, "PodDisruptionBudget")
+    assert budget["apiVersion"] == "policy/v1"
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    lease_roles = [role for role in of_kind(manifests, "Role") if role["metadata"]["name"].endswith("-leader-election")]
+    assert len(lease_roles) == 1
+    assert any("leases" in rule["resources"] for rule in lease_roles[0]["rules"])
+
+
+@pytest.mark.parametrize("replicas", [0, 1])
+def test_one_replica_needs_no_leader_election_nor_budget(render_chart: Callable[..., Manifests], replicas: int) -> None:
+    manifests = render_chart({"replicaCount": replicas})
+    deployment = only(manifests, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not of_kind(manifests, "PodDisruptionBudget")

@@ -46,6 +46,7 @@ def test_container(flavour) -> None:
     assert container["readinessProbe"]["httpGet"] == container["livenessProbe"]["httpGet"]
     assert ports["metrics"] == 9090
     assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
     assert container["image"].startswith("ghcr.io/fastly-secret-store-operator/fastly-secret-store-operator:")
 
 

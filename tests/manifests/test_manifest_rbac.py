@@ -5,6 +5,7 @@ from __future__ import annotations
 from manifests_support import RELEASE_NAMESPACE, Manifests, of_kind
 
 FINGERPRINT_KEY_SECRET = "fastly-secret-store-operator-fingerprint-key"
+LEASE = "fastly-secret-store-operator"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
 
 # (apiGroup, resource) -> verbs, in each namespace the operator serves (or cluster-wide).
@@ -68,10 +69,30 @@ def test_secrets_are_written_only_in_the_operators_namespace(flavour) -> None:
             assert rule["verbs"] == ["create"], "only create: the operator never updates a Secret"
 
 
+def _own_roles(manifests: Manifests) -> dict[str, dict]:
+    """The Roles in the operator's own namespace, by what their name ends with ("fingerprint-key", …)."""
+    own = [r for r in of_kind(manifests, "Role") if r["metadata"]["namespace"] == RELEASE_NAMESPACE]
+    return {"-".join(role["metadata"]["name"].split("-")[-2:]): role for role in own}
+
+
+def test_own_namespace_roles(flavour) -> None:
+    assert sorted(_own_roles(flavour[1])) == ["fingerprint-key", "leader-election"]
+
+
+def test_leader_election_role(flavour) -> None:
+    assert _own_roles(flavour[1])["leader-election"]["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [LEASE],
+            "verbs": ["get", "update"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+
+
 def test_fingerprint_key_role(flavour) -> None:
-    own = [r for r in of_kind(flavour[1], "Role") if r["metadata"]["namespace"] == RELEASE_NAMESPACE]
-    assert len(own) == 1
-    assert own[0]["rules"] == [
+    assert _own_roles(flavour[1])["fingerprint-key"]["rules"] == [
         {
             "apiGroups": [""],
             "resources": ["secrets"],

@@ -97,6 +97,9 @@ fastly-secret-store-operator-fingerprint-key
 - --all-namespaces
 {{- end }}
 - --standalone
+{{- if gt (int .Values.replicaCount) 1 }}
+- --leader-elect
+{{- end }}
 - --liveness
 - {{ printf "http://0.0.0.0:%d/healthz" (int .Values.health.port) | quote }}
 {{- if .Values.metrics.enabled }}
@@ -126,9 +129,6 @@ fastly-secret-store-operator-fingerprint-key
 
 {{/* Refuse values that would give a broken install, with a message saying what to do. */}}
 {{- define "fsso.validate" -}}
-{{- if gt (int .Values.replicaCount) 1 -}}
-{{- fail "replicaCount > 1 needs Kopf peering, which this chart does not set up: several standalone replicas would all handle the same FastlySecretStores. Use 1 (or 0 to stop the operator); see docs/install.md, \"Several replicas\"." -}}
-{{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not (and .Values.metrics.enabled .Values.metrics.service.enabled)) -}}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled and metrics.service.enabled" -}}
 {{- end -}}

@@ -10,6 +10,7 @@ from fastly_secret_store_operator.emulators.kubernetes.server import ApiPath, Ku
 from fastly_secret_store_operator.emulators.kubernetes.store import (
     CORE_RESOURCES,
     EVENTS,
+    LEASES,
     NAMESPACES,
     SECRETS,
     ApiError,
@@ -22,6 +23,7 @@ from fastly_secret_store_operator.emulators.kubernetes.store import (
 __all__ = [
     "CORE_RESOURCES",
     "EVENTS",
+    "LEASES",
     "NAMESPACES",
     "SECRETS",
     "ApiError",

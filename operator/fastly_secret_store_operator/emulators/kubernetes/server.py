@@ -88,8 +88,9 @@ class ApiPath:
 class KubernetesEmulator(kmock.KubernetesScaffold):
     """A Kubernetes API server in memory, on 127.0.0.1, for the operator's tests and demo.
 
-    Serves v1 namespaces, secrets and events and the custom resources of `crds` (by default this project's
-    crds/), with a real server's metadata, status subresource, schema, finalizer and watch semantics.
+    Serves v1 namespaces, secrets and events, coordination.k8s.io/v1 leases and the custom resources of `crds`
+    (by default this project's crds/), with a real server's metadata, status subresource, schema, finalizer and
+    watch semantics.
     Read and change objects directly through `emulator.store` (thread-safe, same semantics as HTTP).
 
     Point Kopf at it with a login handler (or a kubeconfig from `write_kubeconfig()` read by

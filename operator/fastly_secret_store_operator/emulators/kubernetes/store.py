@@ -92,7 +92,9 @@ class ResourceType:
 NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, status_subresource=True)
 SECRETS = ResourceType("", "v1", "secrets", "Secret", namespaced=True)
 EVENTS = ResourceType("", "v1", "events", "Event", namespaced=True, short_names=("ev",))
-CORE_RESOURCES = (NAMESPACES, SECRETS, EVENTS)
+#: What leader election holds (`run --leader-elect`); a plain built-in object, updated with its resourceVersion.
+LEASES = ResourceType("coordination.k8s.io", "v1", "leases", "Lease", namespaced=True)
+CORE_RESOURCES = (NAMESPACES, SECRETS, EVENTS, LEASES)
 
 
 def load_crd_resources(crd: Mapping[str, Any] | Path | str) -> list[ResourceType]:
