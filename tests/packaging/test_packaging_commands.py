@@ -46,7 +46,8 @@ def test_ci_then_runs_the_lowest_bounds_tier() -> None:
     lines = CI.splitlines()
     _, test = _commands()
     tier = [i for i, line in enumerate(lines) if line.startswith("bash .ci/lowest-bounds")]
-    assert tier and tier[0] > lines.index(test), ".ci/run runs .ci/lowest-bounds after the main suite"
+    assert tier, ".ci/run runs .ci/lowest-bounds"
+    assert tier[0] > lines.index(test), ".ci/run runs .ci/lowest-bounds after the main suite"
 
 
 def test_the_quickstart_uses_the_run_command() -> None:

@@ -33,7 +33,8 @@ def test_the_package_holds_a_copy_of_every_crd_and_nothing_else() -> None:
 def test_each_packaged_crd_is_a_byte_identical_regular_file() -> None:
     for name, path in _crd_files(ROOT / "crds").items():
         copy = PACKAGED / name
-        assert not copy.is_symlink() and not path.is_symlink(), f"{name}: a symlink (Flux drops them); copy it"
+        assert not path.is_symlink(), f"crds/{name} is a symlink (Flux drops them): make it a file"
+        assert not copy.is_symlink(), f"{copy.relative_to(ROOT)} is a symlink (Flux drops them): copy the file"
         assert copy.read_bytes() == path.read_bytes(), f"{copy.relative_to(ROOT)} differs from crds/{name}: copy it"
 
 
