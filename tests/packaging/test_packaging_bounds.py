@@ -1,7 +1,8 @@
 """Every declared lower bound is the version the lowest-bounds tier installs, and every import is declared.
 
-constraints/lowest.txt pins the lowest version of each runtime and demo dependency; .ci/lowest-bounds installs
-exactly those into a fresh virtual environment and runs the integration tests there. These tests keep the
+constraints/lowest.txt pins the lowest version of each build, runtime and demo dependency; .ci/lowest-bounds
+builds the wheel with that setuptools, installs exactly those versions into a fresh virtual environment and runs
+the integration tests there. These tests keep the
 pins, pyproject's lower bounds and what the code imports in step.
 """
 
@@ -19,7 +20,9 @@ from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "operator" / "fastly_secret_store_operator"
-PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]
+BUILD = [Requirement(line) for line in PYPROJECT["build-system"]["requires"]]
 RUNTIME = [Requirement(line) for line in PROJECT["dependencies"]]
 DEMO = [Requirement(line) for line in PROJECT["optional-dependencies"]["demo"]]
 TEST = [Requirement(line) for line in PROJECT["optional-dependencies"]["test"]]
@@ -43,16 +46,18 @@ def _pins() -> dict[str, Version]:
     return pins
 
 
-def test_the_constraints_pin_exactly_the_runtime_and_demo_dependencies() -> None:
-    declared = {canonicalize_name(r.name) for r in RUNTIME + DEMO}
-    assert set(_pins()) == declared, "constraints/lowest.txt must name every runtime and demo dependency, no more"
+def test_the_constraints_pin_exactly_the_build_runtime_and_demo_dependencies() -> None:
+    declared = {canonicalize_name(r.name) for r in BUILD + RUNTIME + DEMO}
+    pinned = set(_pins())
+    assert not declared - pinned, f"constraints/lowest.txt must pin these too: {sorted(declared - pinned)}"
+    assert not pinned - declared, f"constraints/lowest.txt pins what pyproject.toml does not: {pinned - declared}"
 
 
 def test_each_pin_is_the_declared_lower_bound() -> None:
     pins = _pins()
     wrong = {
         r.name: f"pyproject says >={_lower_bound(r)}, constraints/lowest.txt pins {pins[canonicalize_name(r.name)]}"
-        for r in RUNTIME + DEMO
+        for r in BUILD + RUNTIME + DEMO
         if pins.get(canonicalize_name(r.name)) != _lower_bound(r)
     }
     assert not wrong, wrong
