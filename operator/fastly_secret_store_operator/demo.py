@@ -53,11 +53,14 @@ def _ready(body: dict[str, Any] | None) -> bool:
 
 
 async def run_demo() -> int:
+    from fastly_secret_store_operator import crds
     from fastly_secret_store_operator.emulators.kubernetes import ApiError, KubernetesEmulator
     from fastly_secret_store_operator.operator import OperatorOptions, run_operator
 
+    with crds.paths() as crd_paths:  # the CRDs shipped in the package: a wheel has no crds/ directory
+        emulator = KubernetesEmulator(crds=crd_paths)
     with tempfile.TemporaryDirectory() as scratch:
-        async with FastlyEmulator(tokens=[TOKEN]) as fastly, KubernetesEmulator() as kube:
+        async with FastlyEmulator(tokens=[TOKEN]) as fastly, emulator as kube:
             print(f"Fastly API emulator:     {fastly.url}")
             print(f"Kubernetes API emulator: {kube.server_url}")
             kubeconfig = kube.write_kubeconfig(Path(scratch) / "kubeconfig")

@@ -30,7 +30,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         return
     from fastly_secret_store_operator.emulators.kubernetes import KubernetesEmulator
 
-    emulator = KubernetesEmulator(namespaces=("default", NAMESPACE))
+    emulator = KubernetesEmulator(crds=CRDS, namespaces=("default", NAMESPACE))
     with emulator.run_in_thread():
         yield Cluster(emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "kubeconfig"))
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import free_port, wait_for
+from harness import CRDS, free_port, wait_for
 
 from fastly_secret_store_operator.emulators.kubernetes import KubernetesEmulator
 
@@ -122,7 +122,7 @@ def test_bad_credentials_or_no_permission(
 
 
 def test_the_context_flag_chooses_the_cluster(tmp_path: Path) -> None:
-    emulator = KubernetesEmulator(namespaces=("default", "shop"))
+    emulator = KubernetesEmulator(crds=CRDS, namespaces=("default", "shop"))
     with emulator.run_in_thread() as live:
         kubeconfig = _kubeconfig(
             tmp_path / "config", {"dead": f"http://127.0.0.1:{free_port()}", "live": live}, current="live"
