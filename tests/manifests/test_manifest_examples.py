@@ -129,13 +129,32 @@ def test_store_name_is_immutable(change, accepted: bool) -> None:
         {"apiTokenSecretRef": {"name": "t"}, "deletionPolicy": "Orphan"},
         {"apiTokenSecretRef": {"name": "t"}, "resyncInterval": "ten minutes"},
         {"apiTokenSecretRef": {"name": "t"}, "entries": [{"name": "A"}]},
-        {},
+        {"accountRef": {"name": "../platform"}},
     ],
-    ids=["bad-name", "bad-policy", "bad-interval", "entry-without-source", "no-token"],
+    ids=["bad-name", "bad-policy", "bad-interval", "entry-without-source", "bad-account-name"],
 )
 def test_the_schema_refuses_bad_specs(spec: dict[str, Any]) -> None:
     obj = {**BASIC, "spec": spec}
     assert list(jsonschema.Draft7Validator(SCHEMA).iter_errors(obj))
+
+
+@pytest.mark.parametrize(
+    ("spec", "accepted"),
+    [
+        ({"apiTokenSecretRef": {"name": "t"}}, True),
+        ({"accountRef": {"name": "platform"}}, True),
+        ({}, False),
+        ({"apiTokenSecretRef": {"name": "t"}, "accountRef": {"name": "platform"}}, False),
+    ],
+    ids=["token", "account", "neither", "both"],
+)
+def test_exactly_one_of_token_and_account(spec: dict[str, Any], accepted: bool) -> None:
+    obj = {**BASIC, "spec": spec}
+    assert not list(jsonschema.Draft7Validator(SCHEMA).iter_errors(obj))
+    failures = _cel_failures(obj, None)
+    assert (not failures) is accepted
+    if not accepted:
+        assert "exactly one of spec.apiTokenSecretRef" in failures[0]
 
 
 def _refusals(spec: dict[str, Any]) -> list[str]:
