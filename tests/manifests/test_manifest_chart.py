@@ -226,9 +226,14 @@ def test_bad_values_are_refused(tools, tmp_path, values, message) -> None:
 
 def test_namespaced_values_give_roles_only(renderings) -> None:
     manifests = renderings["chart-namespaced"]
-    assert not of_kind(manifests, "ClusterRole", "ClusterRoleBinding")
+    # The one exception: FastlyAccounts are cluster-scoped (see test_manifest_rbac for what it grants).
+    assert [role["metadata"]["name"] for role in of_kind(manifests, "ClusterRole")] == [
+        "fastly-secret-store-operator-accounts"
+    ]
     served = {
-        r["metadata"]["namespace"] for r in of_kind(manifests, "Role") if "fingerprint" not in r["metadata"]["name"]
+        r["metadata"]["namespace"]
+        for r in of_kind(manifests, "Role")
+        if not r["metadata"]["name"].endswith(("fingerprint-key", "account-tokens"))
     }
     assert served == set(NAMESPACED_VALUES["watchNamespaces"])
 
