@@ -348,3 +348,17 @@ def test_full_name_override(render_chart: Callable[..., Manifests]) -> None:
     manifests = render_chart({"fullnameOverride": "fastly-ops"})
     assert only(manifests, "Deployment")["metadata"]["name"] == "fastly-ops"
     assert only(manifests, "ClusterRole")["metadata"]["name"] == "fastly-ops"
+
+
+def test_the_chart_creates_fastly_accounts_from_values(render_chart: Callable[..., Manifests]) -> None:
+    account = {
+        "name": "platform",
+        "apiTokenSecretRef": {"name": "fastly-api-token"},
+        "allowedNamespaces": {"names": ["shop"], "selector": {"matchLabels": {"tenant": "true"}}},
+        "storeNames": ["{namespace}-*"],
+    }
+    rendered = only(render_chart({"fastlyAccounts": [account]}), "FastlyAccount")
+    assert rendered["metadata"]["name"] == "platform"
+    assert "namespace" not in rendered["metadata"], "cluster-scoped"
+    assert rendered["spec"] == {key: value for key, value in account.items() if key != "name"}
+    assert not of_kind(render_chart({}), "FastlyAccount")
