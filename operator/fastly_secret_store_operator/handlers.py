@@ -165,3 +165,7 @@ async def finalize(
     runtime.owners.bind(indexes["store_claims"])
     tracked = runtime.tracker.track(uid, namespace or "", name)
     await passes.run_finalize(runtime, tracked, body, uid, retry=retry)
+
+
+# The FastlyAccount handlers register themselves in the same (default) registry when imported.
+from fastly_secret_store_operator import account_handlers  # noqa: E402, F401

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastly_secret_store_operator import kube
+from fastly_secret_store_operator.account_registry import ClusterAccounts
 from fastly_secret_store_operator.config import OperatorConfig
 from fastly_secret_store_operator.metrics import Metrics
 from fastly_secret_store_operator.owners import ClaimIndex
@@ -45,6 +46,7 @@ class Runtime:
     slots: asyncio.Semaphore
     metrics: Metrics
     secret_watch: SecretWatch
+    accounts: ClusterAccounts
 
 
 async def start_runtime(config: OperatorConfig, metrics: Metrics, client: kube.KubeClient) -> Runtime:
@@ -54,19 +56,30 @@ async def start_runtime(config: OperatorConfig, metrics: Metrics, client: kube.K
     sessions = SessionPool(config.fastly, on_response=metrics.observe_fastly)
     tracker = Tracker()
     owners = ClaimIndex(tracker.wake_waiting)
+    accounts = ClusterAccounts(
+        api,
+        token_namespace=config.operator_namespace,
+        selectors_evaluated=not config.namespaced,
+        wake_object=tracker.wake_object,
+    )
     env = Environment(
         secrets=ClusterSecrets(api),
         connect=sessions,
         fingerprinter=Fingerprinter(key),
         owners=owners,
         create_grace=config.create_grace,
+        accounts=accounts,
     )
 
-    # Secret edits wake the objects that read them; see secret_watch for why this is not a Kopf handler.
+    # Secret edits wake the objects that read them (FastlyAccount tokens: the account and its users); see
+    # secret_watch for why this is not a Kopf handler.
     def wake_readers(namespace: str, secret: str) -> None:
         tracker.wake_readers(namespace, secret)
+        accounts.secret_changed(namespace, secret)
 
-    watch = SecretWatch(client, config.namespaces if config.namespaced else (), wake_readers)
+    # Namespaced mode watches the operator's own namespace too: the FastlyAccount token Secrets live there.
+    scopes = dict.fromkeys([*config.namespaces, config.operator_namespace]) if config.namespaced else {}
+    watch = SecretWatch(client, scopes, wake_readers)
     watch.start()
     logger.info("Fastly endpoint %s", config.fastly.endpoint)
     return Runtime(
@@ -79,6 +92,7 @@ async def start_runtime(config: OperatorConfig, metrics: Metrics, client: kube.K
         slots=asyncio.Semaphore(config.max_concurrent_reconciles),
         metrics=metrics,
         secret_watch=watch,
+        accounts=accounts,
     )
 
 

@@ -79,6 +79,14 @@ class Tracker:
                 logger.debug("Claims on store %s changed: waking %s/%s", store_name, tracked.namespace, tracked.name)
                 tracked.wake.set()
 
+    def wake_object(self, uid: str) -> bool:
+        """Wake one object's sync loop; False when this process does not track it."""
+        tracked = self._objects.get(uid)
+        if tracked is None:
+            return False
+        tracked.wake.set()
+        return True
+
     def set_secrets(self, uid: str, tracked: Tracked, secrets: frozenset[str]) -> None:
         for secret in tracked.secrets - secrets:
             readers = self._readers[(tracked.namespace, secret)]

@@ -360,8 +360,32 @@ async def test_conditions_follow_metav1_condition(api: httpx.AsyncClient) -> Non
 
 async def test_a_missing_required_field_is_422(api: httpx.AsyncClient) -> None:
     body = store()
-    del body["spec"]["apiTokenSecretRef"]
-    assert_status(await api.post(STORES, json=body), 422, "Invalid", "spec.apiTokenSecretRef: Required value")
+    del body["spec"]["apiTokenSecretRef"]["name"]
+    assert_status(await api.post(STORES, json=body), 422, "Invalid", "spec.apiTokenSecretRef.name: Required value")
+
+
+@pytest.mark.parametrize("token", ["neither", "both"])
+async def test_exactly_one_of_token_and_account_is_enforced(api: httpx.AsyncClient, token: str) -> None:
+    body = store()
+    if token == "neither":
+        del body["spec"]["apiTokenSecretRef"]
+    else:
+        body["spec"]["accountRef"] = {"name": "platform"}
+    assert_status(await api.post(STORES, json=body), 422, "Invalid", "set exactly one of spec.apiTokenSecretRef")
+
+
+async def test_fastlyaccounts_are_served_cluster_scoped(api: httpx.AsyncClient) -> None:
+    account = {
+        "apiVersion": "fastly.operator.dev/v1alpha1",
+        "kind": "FastlyAccount",
+        "metadata": {"name": "platform"},
+        "spec": {"apiTokenSecretRef": {"name": "fastly-api-token"}, "allowedNamespaces": {"names": ["shop"]}},
+    }
+    created = await api.post("/apis/fastly.operator.dev/v1alpha1/fastlyaccounts", json=account)
+    assert created.status_code == 201, created.text
+    assert "namespace" not in created.json()["metadata"]
+    assert created.json()["spec"]["apiTokenSecretRef"]["key"] == "token"  # defaulted
+    assert created.json()["status"] == {"observedGeneration": -1}
 
 
 async def test_status_is_validated_too(api: httpx.AsyncClient) -> None:

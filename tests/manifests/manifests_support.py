@@ -11,6 +11,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "fastly-secret-store-operator"
 CRD_FILE = ROOT / "crds" / "fastlysecretstores.fastly.operator.dev.yaml"
+ACCOUNT_CRD_FILE = ROOT / "crds" / "fastlyaccounts.fastly.operator.dev.yaml"
+#: Every CRD of crds/, the one source the chart and the kustomizations install.
+CRD_FILES = sorted((ROOT / "crds").glob("*.yaml"))
 RELEASE_NAMESPACE = "fastly-secret-store-operator"
 NAMESPACED_VALUES: Mapping[str, Any] = {"watchNamespaces": ["a", "b"]}
 KUSTOMIZATIONS = {"kustomize-cluster": ROOT / "deploy", "kustomize-namespaced": ROOT / "deploy" / "namespaced"}

@@ -13,8 +13,10 @@ import kubernetes_validate
 import pytest
 import yaml
 from manifests_support import (
+    ACCOUNT_CRD_FILE,
     CHART,
     CRD_FILE,
+    CRD_FILES,
     NAMESPACED_VALUES,
     RELEASE_NAMESPACE,
     ROOT,
@@ -33,12 +35,14 @@ def test_helm_lint_strict(tools, tmp_path, values) -> None:
     assert "0 chart(s) failed" in result.stdout
 
 
-def test_chart_crd_is_a_copy_of_the_one_crd() -> None:
-    """A real file, byte-identical to crds/: Flux's source-controller drops symlinks from Git artifacts."""
-    chart_crd = CHART / "crds" / CRD_FILE.name
-    assert not chart_crd.is_symlink()
-    assert chart_crd.read_bytes() == CRD_FILE.read_bytes(), "copy crds/ into the chart's crds/ again"
-    assert [p.name for p in (CHART / "crds").iterdir()] == [CRD_FILE.name]
+def test_chart_crds_are_copies_of_the_crds() -> None:
+    """Real files, byte-identical to crds/: Flux's source-controller drops symlinks from Git artifacts."""
+    assert [path.name for path in CRD_FILES] == [ACCOUNT_CRD_FILE.name, CRD_FILE.name]
+    for crd_file in CRD_FILES:
+        chart_crd = CHART / "crds" / crd_file.name
+        assert not chart_crd.is_symlink()
+        assert chart_crd.read_bytes() == crd_file.read_bytes(), "copy crds/ into the chart's crds/ again"
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == [path.name for path in CRD_FILES]
 
 
 def test_no_symlinks_in_the_repository() -> None:
@@ -54,14 +58,18 @@ def test_no_symlinks_in_the_repository() -> None:
     assert not on_disk, f"symlinks in the working tree: {on_disk}"
 
 
-def test_rendered_crd_is_the_one_crd(renderings) -> None:
-    """Helm's crds/ path and both kustomizations install the CRD file unchanged, its keep annotations included."""
-    expected = yaml.safe_load(CRD_FILE.read_text())
-    annotations = expected["metadata"]["annotations"]
-    assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
-    assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
+def test_rendered_crds_are_the_crds(renderings) -> None:
+    """Helm's crds/ path and both kustomizations install the CRD files unchanged, their keep annotations included."""
+    expected = [yaml.safe_load(path.read_text()) for path in CRD_FILES]
+    for crd in expected:
+        annotations = crd["metadata"]["annotations"]
+        assert annotations["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+        assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
     for name in renderings:
-        assert only(renderings[name], "CustomResourceDefinition") == expected, name
+        rendered = sorted(
+            of_kind(renderings[name], "CustomResourceDefinition"), key=lambda crd: crd["metadata"]["name"]
+        )
+        assert rendered == expected, name
 
 
 def test_kubectl_apply_f_crds_sends_only_the_crds(tools) -> None:
@@ -80,16 +88,17 @@ def test_kubectl_apply_f_crds_sends_only_the_crds(tools) -> None:
         check=False,
     )
     sent = set(re.findall(r'unable to recognize "([^"]+)"', result.stderr))
-    assert sent == {f"crds/{CRD_FILE.name}"}, result.stderr
+    assert sent == {f"crds/{path.name}" for path in CRD_FILES}, result.stderr
     for path in (ROOT / "crds").iterdir():
         if path.suffix in (".yaml", ".yml", ".json"):
             assert {doc["kind"] for doc in load_all(path.read_text())} == {"CustomResourceDefinition"}, path
 
 
-def test_kustomize_builds_deploy_with_the_crd(tools) -> None:
+def test_kustomize_builds_deploy_with_the_crds(tools) -> None:
     for directory in ("deploy", "deploy/namespaced"):
         manifests = load_all(tools.kubectl("kustomize", directory).stdout)
-        assert only(manifests, "CustomResourceDefinition") == yaml.safe_load(CRD_FILE.read_text())
+        crds = sorted(of_kind(manifests, "CustomResourceDefinition"), key=lambda crd: crd["metadata"]["name"])
+        assert crds == [yaml.safe_load(path.read_text()) for path in CRD_FILES]
         assert not of_kind(manifests, "Kustomization")
 
 
@@ -106,12 +115,14 @@ def test_crds_enabled_templates_the_crd(tools, tmp_path, keep) -> None:
     values_file.write_text(yaml.safe_dump({"crds": {"enabled": True, "keep": keep}, "commonLabels": {"team": "edge"}}))
     # What `helm install --skip-crds` and `helm upgrade` apply: the templates only.
     templated = load_all(tools.helm("template", "x", str(CHART), "--skip-crds", "--values", str(values_file)).stdout)
-    crd = only(templated, "CustomResourceDefinition")
-    assert _without_helm_metadata(crd) == _without_helm_metadata(yaml.safe_load(CRD_FILE.read_text()))
-    assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
-    assert crd["metadata"]["labels"]["team"] == "edge"
-    assert (crd["metadata"]["annotations"].get("helm.sh/resource-policy") == "keep") is keep
-    assert crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
+    crds = sorted(of_kind(templated, "CustomResourceDefinition"), key=lambda crd: crd["metadata"]["name"])
+    assert len(crds) == len(CRD_FILES)
+    for crd, crd_file in zip(crds, CRD_FILES, strict=True):
+        assert _without_helm_metadata(crd) == _without_helm_metadata(yaml.safe_load(crd_file.read_text()))
+        assert crd["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+        assert crd["metadata"]["labels"]["team"] == "edge"
+        assert (crd["metadata"]["annotations"].get("helm.sh/resource-policy") == "keep") is keep
+        assert crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"] == "Prune=false,Delete=false"
 
 
 def test_crds_disabled_templates_no_crd(tools) -> None:
@@ -214,7 +225,10 @@ def test_bad_values_are_refused(tools, tmp_path, values, message) -> None:
 
 def test_namespaced_values_give_roles_only(renderings) -> None:
     manifests = renderings["chart-namespaced"]
-    assert not of_kind(manifests, "ClusterRole", "ClusterRoleBinding")
+    # The one exception: FastlyAccounts are cluster-scoped (see test_manifest_rbac for what it grants).
+    assert [role["metadata"]["name"] for role in of_kind(manifests, "ClusterRole")] == [
+        "fastly-secret-store-operator-accounts"
+    ]
     served = {
         r["metadata"]["namespace"]
         for r in of_kind(manifests, "Role")
@@ -362,3 +376,17 @@ def test_one_replica_needs_no_leader_election_nor_budget(render_chart: Callable[
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert "--leader-elect" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not of_kind(manifests, "PodDisruptionBudget")
+
+
+def test_the_chart_creates_fastly_accounts_from_values(render_chart: Callable[..., Manifests]) -> None:
+    account = {
+        "name": "platform",
+        "apiTokenSecretRef": {"name": "fastly-api-token"},
+        "allowedNamespaces": {"names": ["shop"], "selector": {"matchLabels": {"tenant": "true"}}},
+        "storeNames": ["{namespace}-*"],
+    }
+    rendered = only(render_chart({"fastlyAccounts": [account]}), "FastlyAccount")
+    assert rendered["metadata"]["name"] == "platform"
+    assert "namespace" not in rendered["metadata"], "cluster-scoped"
+    assert rendered["spec"] == {key: value for key, value in account.items() if key != "name"}
+    assert not of_kind(render_chart({}), "FastlyAccount")

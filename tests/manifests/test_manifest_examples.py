@@ -15,7 +15,7 @@ import cel
 import jsonschema
 import pytest
 import yaml
-from manifests_support import CRD_FILE, ROOT, load_all
+from manifests_support import ACCOUNT_CRD_FILE, CRD_FILE, ROOT, load_all
 
 CRD = yaml.safe_load(CRD_FILE.read_text())
 (VERSION,) = CRD["spec"]["versions"]
@@ -87,8 +87,9 @@ def test_example_references_secrets_of_its_own_example_file(where: str, obj: dic
     if not secrets:
         return  # basic.yaml says how to create its token Secret instead
     spec = obj["spec"]
-    token = spec["apiTokenSecretRef"]
-    assert token.get("key", "token") in secrets[token["name"]]["stringData"]
+    token = spec.get("apiTokenSecretRef")
+    if token is not None:  # else a FastlyAccount's token, in the operator's namespace, which examples never hold
+        assert token.get("key", "token") in secrets[token["name"]]["stringData"]
     for entry in spec.get("entries", []):
         ref = entry["secretKeyRef"]
         assert ref["key"] in secrets[ref["name"]]["stringData"]
@@ -129,13 +130,32 @@ def test_store_name_is_immutable(change, accepted: bool) -> None:
         {"apiTokenSecretRef": {"name": "t"}, "deletionPolicy": "Orphan"},
         {"apiTokenSecretRef": {"name": "t"}, "resyncInterval": "ten minutes"},
         {"apiTokenSecretRef": {"name": "t"}, "entries": [{"name": "A"}]},
-        {},
+        {"accountRef": {"name": "../platform"}},
     ],
-    ids=["bad-name", "bad-policy", "bad-interval", "entry-without-source", "no-token"],
+    ids=["bad-name", "bad-policy", "bad-interval", "entry-without-source", "bad-account-name"],
 )
 def test_the_schema_refuses_bad_specs(spec: dict[str, Any]) -> None:
     obj = {**BASIC, "spec": spec}
     assert list(jsonschema.Draft7Validator(SCHEMA).iter_errors(obj))
+
+
+@pytest.mark.parametrize(
+    ("spec", "accepted"),
+    [
+        ({"apiTokenSecretRef": {"name": "t"}}, True),
+        ({"accountRef": {"name": "platform"}}, True),
+        ({}, False),
+        ({"apiTokenSecretRef": {"name": "t"}, "accountRef": {"name": "platform"}}, False),
+    ],
+    ids=["token", "account", "neither", "both"],
+)
+def test_exactly_one_of_token_and_account(spec: dict[str, Any], accepted: bool) -> None:
+    obj = {**BASIC, "spec": spec}
+    assert not list(jsonschema.Draft7Validator(SCHEMA).iter_errors(obj))
+    failures = _cel_failures(obj, None)
+    assert (not failures) is accepted
+    if not accepted:
+        assert "exactly one of spec.apiTokenSecretRef" in failures[0]
 
 
 def _refusals(spec: dict[str, Any]) -> list[str]:
@@ -284,3 +304,19 @@ def test_every_field_has_a_description() -> None:
     ]
     assert SCHEMA.get("description")
     assert not missing, f"fields without a description: {missing}"
+
+
+ACCOUNT_SCHEMA = yaml.safe_load(ACCOUNT_CRD_FILE.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def test_the_multi_tenant_example_offers_an_account_the_crd_accepts() -> None:
+    docs = load_all((ROOT / "examples" / "multi-tenant.yaml").read_text())
+    accounts = [doc for doc in docs if doc["kind"] == "FastlyAccount"]
+    assert len(accounts) == 1
+    errors = [e.message for e in jsonschema.Draft7Validator(ACCOUNT_SCHEMA).iter_errors(accounts[0])]
+    assert not errors
+    assert "namespace" not in accounts[0]["metadata"], "FastlyAccount is cluster-scoped"
+    users = [doc for doc in docs if doc["kind"] == KIND]
+    assert users
+    assert all(doc["spec"]["accountRef"]["name"] == accounts[0]["metadata"]["name"] for doc in users)
+    assert all("apiTokenSecretRef" not in doc["spec"] for doc in users), "tenants hold no token"

@@ -15,8 +15,16 @@ SERVED = {
     ("", "secrets"): {"get", "list", "watch"},
     ("", "events"): {"create"},
 }
-# Cluster-wide only: Kopf watches CRDs to notice ours being (re)installed.
-CLUSTER_ONLY = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
+# FastlyAccounts are cluster-scoped: a ClusterRole grants them in both modes.
+ACCOUNTS = {
+    ("fastly.operator.dev", "fastlyaccounts"): {"get", "list", "watch", "patch"},
+    ("fastly.operator.dev", "fastlyaccounts/status"): {"patch"},
+}
+# Cluster-wide only: Kopf watches CRDs to notice ours being (re)installed; Namespaces are read for selectors.
+CLUSTER_ONLY = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    ("", "namespaces"): {"get"},
+}
 
 
 def _grants(role: dict) -> dict[tuple[str, str], set[str]]:
@@ -43,12 +51,12 @@ def test_no_wildcards(flavour) -> None:
 def test_cluster_role_is_exactly_what_the_operator_uses(flavour) -> None:
     name, manifests = flavour
     cluster_roles = of_kind(manifests, "ClusterRole")
-    if name.endswith("namespaced"):
-        assert not cluster_roles
-        assert not of_kind(manifests, "ClusterRoleBinding")
-        return
     assert len(cluster_roles) == 1
-    assert _grants(cluster_roles[0]) == SERVED | CLUSTER_ONLY
+    if name.endswith("namespaced"):
+        # The one cluster-wide grant of a namespaced install: FastlyAccounts, nothing else.
+        assert _grants(cluster_roles[0]) == ACCOUNTS
+        return
+    assert _grants(cluster_roles[0]) == SERVED | ACCOUNTS | CLUSTER_ONLY
 
 
 def test_served_namespace_roles_are_exactly_what_the_operator_uses(flavour) -> None:
@@ -76,7 +84,11 @@ def _own_roles(manifests: Manifests) -> dict[str, dict]:
 
 
 def test_own_namespace_roles(flavour) -> None:
-    assert sorted(_own_roles(flavour[1])) == ["fingerprint-key", "leader-election"]
+    # Namespaced installs also read FastlyAccount tokens there (cluster-wide ones read Secrets everywhere already).
+    expected = ["fingerprint-key", "leader-election"]
+    if "namespaced" in flavour[0]:
+        expected = ["account-tokens", *expected]
+    assert sorted(_own_roles(flavour[1])) == expected
 
 
 def test_leader_election_role(flavour) -> None:
@@ -101,6 +113,21 @@ def test_fingerprint_key_role(flavour) -> None:
         },
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
     ]
+
+
+def test_account_tokens_are_read_in_the_operators_namespace(flavour) -> None:
+    """FastlyAccount token Secrets live in the operator's namespace: read there (cluster-wide: by the ClusterRole)."""
+    name, manifests = flavour
+    own = [
+        r
+        for r in of_kind(manifests, "Role")
+        if r["metadata"]["namespace"] == RELEASE_NAMESPACE and r["metadata"]["name"].endswith("account-tokens")
+    ]
+    if not name.endswith("namespaced"):
+        assert not own
+        return
+    assert len(own) == 1
+    assert _grants(own[0]) == {("", "secrets"): {"get", "list", "watch"}}
 
 
 def test_every_role_is_bound_to_the_operator_and_only_to_it(flavour) -> None:

@@ -9,7 +9,7 @@ from manifests_support import ROOT, load_all
 # The oldest Kubernetes the project supports in CI, and the newest kubernetes-validate knows.
 KUBE_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 # Kinds without a schema in kubernetes-validate: custom resources, checked elsewhere against their own CRDs.
-CUSTOM_KINDS = {"FastlySecretStore", "ServiceMonitor"}
+CUSTOM_KINDS = {"FastlySecretStore", "FastlyAccount", "ServiceMonitor"}
 
 
 def _validate(doc: dict, version: str) -> None:
@@ -50,6 +50,5 @@ def test_every_flavour_renders_the_same_kinds(renderings) -> None:
         kinds = {doc["kind"] for doc in manifests}
         # Helm installs into an existing namespace (helm install --create-namespace), it does not own it.
         wanted = expected - {"Namespace"} if name.startswith("chart") else expected
-        if name.endswith("cluster"):
-            wanted = wanted | {"ClusterRole", "ClusterRoleBinding"}
+        wanted = wanted | {"ClusterRole", "ClusterRoleBinding"}  # namespaced too: FastlyAccounts are cluster-scoped
         assert kinds == wanted, name

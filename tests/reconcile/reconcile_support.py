@@ -76,3 +76,46 @@ class Marks:
     async def __call__(self, fields: Mapping[str, Any]) -> None:
         if "createRequestedAt" in fields:
             self.count += 1
+
+
+OPERATOR_NAMESPACE = "fastly-system"
+
+
+class MemoryAccounts:
+    """FastlyAccounts and Namespace labels, as a test sets them; counts Namespace reads."""
+
+    def __init__(self, *, selectors_evaluated: bool = True) -> None:
+        self.specs: dict[str, dict[str, Any]] = {}
+        self.labels: dict[str, dict[str, str]] = {}
+        self.label_reads: list[str] = []
+        self._selectors_evaluated = selectors_evaluated
+
+    @property
+    def token_namespace(self) -> str:
+        return OPERATOR_NAMESPACE
+
+    @property
+    def selectors_evaluated(self) -> bool:
+        return self._selectors_evaluated
+
+    def account(self, name: str) -> Mapping[str, Any] | None:
+        return self.specs.get(name)
+
+    async def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
+        self.label_reads.append(namespace)
+        return self.labels.get(namespace)
+
+
+def account_view(
+    spec: Mapping[str, Any] | None = None,
+    status: Mapping[str, Any] | None = None,
+    *,
+    account: str = "platform",
+    name: str = "checkout",
+    namespace: str = NAMESPACE,
+    created: str = "2026-01-01T00:00:00Z",
+) -> ObjectView:
+    """A FastlySecretStore that uses a FastlyAccount (spec.accountRef) rather than a token of its own."""
+    base: dict[str, Any] = {"accountRef": {"name": account}}
+    base.update(spec or {})
+    return ObjectView(namespace, name, 1, base, dict(status or {}), uid=f"uid-{namespace}-{name}", created=created)

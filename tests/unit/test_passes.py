@@ -72,6 +72,7 @@ def make_runtime(secrets: Any, patches: Patches, sessions: SessionPool) -> Runti
         slots=asyncio.Semaphore(1),
         metrics=Metrics(),
         secret_watch=None,  # type: ignore[arg-type]
+        accounts=None,  # type: ignore[arg-type]
     )
 
 

@@ -85,6 +85,17 @@ fastly-secret-store-operator-fingerprint-key
   verbs: [create]
 {{- end -}}
 
+{{- define "fsso.accountRules" -}}
+# FastlyAccounts (cluster-scoped): watched, patched for the finalizer that holds a deletion while they are used,
+# and their status written.
+- apiGroups: [fastly.operator.dev]
+  resources: [fastlyaccounts]
+  verbs: [get, list, watch, patch]
+- apiGroups: [fastly.operator.dev]
+  resources: [fastlyaccounts/status]
+  verbs: [patch]
+{{- end -}}
+
 {{/* The operator's command-line arguments (the image's entrypoint is the operator's console script). */}}
 {{- define "fsso.args" -}}
 - run

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from fastly_secret_store_operator.fastly import FastlyError, TokenInfo
+from fastly_secret_store_operator.reconcile.accounts import Accounts, describe_source, token_source
 from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find, limit_message, rfc3339
 from fastly_secret_store_operator.reconcile.entries import (
     EntriesResult,
@@ -97,6 +98,8 @@ class Environment:
     owners: Owners
     #: Seconds a create whose answer was lost may still land before the name may be created again.
     create_grace: float = DEFAULT_CREATE_GRACE
+    #: The FastlyAccounts objects may use through spec.accountRef (None: none).
+    accounts: Accounts | None = None
 
 
 @dataclass(slots=True)
@@ -118,7 +121,7 @@ class ReconcileResult:
 
 
 def _token_source(namespace: str, spec: StoreSpec) -> str:
-    return f"Secret {namespace}/{spec.token_ref.secret} key {spec.token_ref.key!r}"
+    return describe_source(namespace, spec)
 
 
 def _names(names: list[str]) -> str:
@@ -152,7 +155,8 @@ async def reconcile_object(
 
     try:
         spec = result.spec = parse_spec(obj.spec, default_name=obj.name)
-        token = await read_token(env.secrets, obj.namespace, spec.token_ref)
+        source = await token_source(env.accounts, obj.namespace, spec)
+        token = await read_token(env.secrets, source.namespace, source.ref, field=source.field)
         session = result.session = env.connect(token)
         try:
             info = result.token = await session.token_info()
@@ -377,7 +381,8 @@ async def finalize_object(
         if owner is not None:
             return _retained(obj, f"Kept {described}: FastlySecretStore {owner.who} manages it")
     try:
-        session = env.connect(await read_token(env.secrets, obj.namespace, spec.token_ref))
+        source = await token_source(env.accounts, obj.namespace, spec)
+        session = env.connect(await read_token(env.secrets, source.namespace, source.ref, field=source.field))
     except ReconcileError as error:
         if last_session is None or error.reason != "CredentialsNotFound":
             raise ReconcileError(error.reason, f"cannot delete the Fastly store: {error.message}{_RELEASE}") from None

@@ -8,7 +8,8 @@ Every FastlySecretStore is a claimant for the store its spec names. A claim rank
 
 The best-ranked claimant manages the store; ties go to the older object (creationTimestamp, then uid). Recorded
 claims (ranks 0 and 1) conflict only within one Fastly account. A newcomer's account is unknown until it has
-reconciled, so newcomers are compared with each other only when they read the same token Secret.
+reconciled, so newcomers are compared with each other only when they read the same token Secret, or use the
+same FastlyAccount.
 
 An object records its claim (rank 1) before it creates or adopts anything, and checks again once the claim is
 visible: two objects can then never both take one store, whatever order they run or restart in.
@@ -35,7 +36,7 @@ class Claim:
     #: What its status records for that store name.
     account_id: str | None = None
     store_id: str | None = None
-    #: namespace/Secret of the API token, which stands in for the account of a newcomer.
+    #: namespace/Secret of the API token, or account:NAME of a FastlyAccount: stands in for a newcomer's account.
     token_scope: str = ""
 
     @property
@@ -53,8 +54,10 @@ def claim_from_object(
 ) -> Claim:
     """The claim an object makes, from its body (what the cluster holds)."""
     store_name = str(spec.get("name") or name)
-    token = spec.get("apiTokenSecretRef")
+    token, account = spec.get("apiTokenSecretRef"), spec.get("accountRef")
     token_secret = token.get("name") if isinstance(token, Mapping) else None
+    # Newcomers through one FastlyAccount share its token, whatever their namespace.
+    scope = f"account:{account.get('name')}" if isinstance(account, Mapping) else f"{namespace}/{token_secret}"
     recorded = status.get("storeName") == store_name and bool(status.get("accountId"))
     return Claim(
         uid=uid,
@@ -63,7 +66,7 @@ def claim_from_object(
         store_name=store_name,
         account_id=str(status["accountId"]) if recorded else None,
         store_id=str(status["id"]) if recorded and status.get("id") else None,
-        token_scope=f"{namespace}/{token_secret}",
+        token_scope=scope,
     )
 
 

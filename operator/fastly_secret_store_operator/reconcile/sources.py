@@ -34,19 +34,21 @@ class SecretReader(Protocol):
         """The Secret's decoded data, or None when it does not exist; raises SecretReadError."""
 
 
-async def read_token(reader: SecretReader, namespace: str, ref: SecretKeyRef) -> str:
+async def read_token(
+    reader: SecretReader, namespace: str, ref: SecretKeyRef, *, field: str = "spec.apiTokenSecretRef"
+) -> str:
+    """The token under `ref` in `namespace`; `field` names the field that points there, for messages."""
     where = f"Secret {namespace}/{ref.secret}"
     try:
         data = await reader.read_secret(namespace, ref.secret)
     except SecretReadError as error:
         if error.forbidden:
-            raise ReconcileError("SecretForbidden", f"{error.message} (spec.apiTokenSecretRef)") from None
+            raise ReconcileError("SecretForbidden", f"{error.message} ({field})") from None
         raise
     if data is None:
         raise ReconcileError(
             "CredentialsNotFound",
-            f"{where} (spec.apiTokenSecretRef) does not exist: create it with the Fastly API token under the key "
-            f"{ref.key!r}",
+            f"{where} ({field}) does not exist: create it with the Fastly API token under the key {ref.key!r}",
         )
     raw = data.get(ref.key)
     token = raw.decode("utf-8", "replace").strip() if raw is not None else ""

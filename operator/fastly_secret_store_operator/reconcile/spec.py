@@ -59,7 +59,8 @@ class EntriesFrom:
 @dataclass(frozen=True, slots=True)
 class StoreSpec:
     name: str
-    token_ref: SecretKeyRef
+    #: The token Secret in the object's namespace; None when the token comes through `account`.
+    token_ref: SecretKeyRef | None
     adoption: AdoptionPolicy = AdoptionPolicy.ADOPT_OR_CREATE
     #: None: delete a store this object created, keep one it adopted.
     deletion: DeletionPolicy | None = None
@@ -68,6 +69,8 @@ class StoreSpec:
     entries_from: tuple[EntriesFrom, ...] = ()
     prune: bool = False
     referenced_secrets: frozenset[str] = field(default=frozenset())
+    #: spec.accountRef.name: the FastlyAccount whose token (in the operator's namespace) this object uses.
+    account: str | None = None
 
 
 def name_problem(name: str) -> str | None:
@@ -156,13 +159,33 @@ def parse_spec(spec: Mapping[str, Any], *, default_name: str) -> StoreSpec:
     name = spec.get("name") or default_name
     check_name(name, "spec.name")
 
-    token = spec.get("apiTokenSecretRef")
-    if not isinstance(token, Mapping):
-        raise ReconcileError("InvalidSpec", "spec.apiTokenSecretRef is required: name the Secret holding the token")
-    token_ref = SecretKeyRef(
-        _secret_name(token, "spec.apiTokenSecretRef"),
-        _secret_key(token.get("key") or "token", "spec.apiTokenSecretRef.key"),
-    )
+    token, account_ref = spec.get("apiTokenSecretRef"), spec.get("accountRef")
+    if (token is None) == (account_ref is None):
+        raise ReconcileError(
+            "InvalidSpec",
+            "set exactly one of spec.apiTokenSecretRef (the Secret, in this namespace, holding the token) and "
+            "spec.accountRef (a FastlyAccount the platform team offers)",
+        )
+    token_ref: SecretKeyRef | None = None
+    account: str | None = None
+    if account_ref is not None:
+        if not isinstance(account_ref, Mapping):
+            raise ReconcileError("InvalidSpec", "spec.accountRef must name a FastlyAccount: {name: ...}")
+        account = account_ref.get("name")
+        if not isinstance(account, str) or len(account) > MAX_SECRET_NAME or not SECRET_NAME_PATTERN.match(account):
+            shown = account[:64] if isinstance(account, str) else account
+            raise ReconcileError(
+                "InvalidSpec",
+                f"spec.accountRef.name {shown!r} is not a FastlyAccount name: use lower-case letters, digits, '-' "
+                f"and '.' (at most {MAX_SECRET_NAME})",
+            )
+    elif not isinstance(token, Mapping):
+        raise ReconcileError("InvalidSpec", "spec.apiTokenSecretRef must name the Secret holding the token")
+    else:
+        token_ref = SecretKeyRef(
+            _secret_name(token, "spec.apiTokenSecretRef"),
+            _secret_key(token.get("key") or "token", "spec.apiTokenSecretRef.key"),
+        )
 
     entries: list[EntrySource] = []
     seen: set[str] = set()
@@ -197,7 +220,7 @@ def parse_spec(spec: Mapping[str, Any], *, default_name: str) -> StoreSpec:
             )
         entries_from.append(EntriesFrom(secret, prefix))
 
-    referenced = {token_ref.secret}
+    referenced = {token_ref.secret} if token_ref is not None else set()
     referenced.update(entry.ref.secret for entry in entries)
     referenced.update(source.secret for source in entries_from)
     return StoreSpec(
@@ -210,4 +233,5 @@ def parse_spec(spec: Mapping[str, Any], *, default_name: str) -> StoreSpec:
         entries_from=tuple(entries_from),
         prune=bool(spec.get("pruneEntries", False)),
         referenced_secrets=frozenset(referenced),
+        account=account,
     )
