@@ -9,12 +9,11 @@ still be stored, as they may have been before an upgrade: the operator's own def
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
+import functools
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,8 @@ class TrackedFastly(FastlyEmulator):
 
         @web.middleware
         async def count(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
-            key = f"{request.method} {request.match_info.route.resource.canonical if request.match_info.route.resource else ''}"
+            resource = request.match_info.route.resource
+            key = f"{request.method} {resource.canonical if resource is not None else request.path}"
             self.in_flight[key] += 1
             try:
                 return await handler(request)
@@ -175,7 +175,7 @@ def start_operator(
 # Helpers
 
 
-def spec(token_secret: str = "fastly-api-token", **extra: Any) -> dict[str, Any]:
+def spec(token_secret: str = "fastly-api-token", **extra: Any) -> dict[str, Any]:  # noqa: S107 (a Secret name)
     return {"apiTokenSecretRef": {"name": token_secret}, **extra}
 
 
@@ -208,12 +208,24 @@ def wait_reason_current(cluster: Cluster, namespace: str, name: str, reason: str
         ready = next((c for c in body.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), None)
         generation = body.get("metadata", {}).get("generation")
         fresh = body.get("status", {}).get("observedGeneration") == generation
-        return ready if ready and ready.get("reason") == reason and ready.get("observedGeneration") == generation and fresh else None
+        return (
+            ready
+            if ready and ready.get("reason") == reason and ready.get("observedGeneration") == generation and fresh
+            else None
+        )
 
     try:
         return wait_for(f"{namespace}/{name} is {reason}", check, timeout)
     except AssertionError:
         raise AssertionError(f"{namespace}/{name} never reached {reason}: {cluster.get(namespace, name)}") from None
+
+
+def observed(cluster: Cluster, namespace: str, name: str) -> bool:
+    """A pass has concluded on the object's current generation, whatever it concluded."""
+    body = cluster.get(namespace, name) or {}
+    conditions = body.get("status", {}).get("conditions", [])
+    generation = body.get("metadata", {}).get("generation")
+    return any(c.get("type") == "Ready" and c.get("observedGeneration") == generation for c in conditions)
 
 
 def event_reasons(cluster: Cluster, namespace: str, name: str) -> list[str]:
@@ -228,7 +240,11 @@ def assert_nothing_leaked(cluster: Cluster, namespace: str, operator: Operator, 
     texts = {
         "logs": operator.logs(),
         "events": str(cluster.events(namespace)),
-        "objects": str(cluster.custom.list_namespaced_custom_object("fastly.operator.dev", "v1alpha1", namespace, "fastlysecretstores")),
+        "objects": str(
+            cluster.custom.list_namespaced_custom_object(
+                "fastly.operator.dev", "v1alpha1", namespace, "fastlysecretstores"
+            )
+        ),
     }
     for canary in (TOKEN, SAME_ACCOUNT_TOKEN, OTHER_TOKEN, *canaries):
         for where, text in texts.items():
@@ -240,7 +256,11 @@ def assert_nothing_leaked(cluster: Cluster, namespace: str, operator: Operator, 
 
 
 def test_secret_names_cannot_walk_to_another_namespace(
-    cluster: Cluster, kube: KubernetesEmulator, fastly: FastlyEmulator, namespace: str, start_operator: Callable[..., Operator]
+    cluster: Cluster,
+    kube: KubernetesEmulator,
+    fastly: FastlyEmulator,
+    namespace: str,
+    start_operator: Callable[..., Operator],
 ) -> None:
     """Objects stored before the CRD checked Secret names, each naming a Secret of namespace `victim` by a path
     that walks up: each is InvalidSpec, nothing of `victim` is requested, and nothing reaches Fastly."""
@@ -258,13 +278,16 @@ def test_secret_names_cannot_walk_to_another_namespace(
     operator = start_operator()
 
     for name in objects:
+        wait_for(f"{name} is reconciled", functools.partial(observed, cluster, namespace, name))
+    # Whatever each concluded: nothing outside the namespace was asked for.
+    requested = [str(r.url) for r in list(kube)[kube_before:] if VICTIM in str(r.url) or "%2F" in str(r.url)]
+    assert requested == [], "the operator requested a path outside its objects' namespace"
+    for name in objects:
         ready = wait_reason_current(cluster, namespace, name, "InvalidSpec")
         assert ready["status"] == "False"
         assert "name" in ready["message"]
     assert cluster.condition(namespace, next(iter(objects)), "Stalled")["status"] == "True"  # type: ignore[index]
 
-    requested = [str(r.url) for r in list(kube)[kube_before:] if VICTIM in str(r.url) or "%2F" in str(r.url)]
-    assert requested == [], "the operator requested a path outside its objects' namespace"
     assert [s for s in fastly.stores() if s.name in objects] == []
     assert writes_since(fastly, fastly_before) == []
     for store in fastly.stores():
@@ -348,11 +371,11 @@ def test_second_token_of_the_same_account_changes_no_owner(
     operator = start_operator()
     cluster.apply(namespace, "owner", spec("token-a", name=store_name, entries=[entry("VALUE", "source-a")]))
     status = cluster.wait_ready(namespace, "owner")["status"]
-    assert status["accountId"] == fastly.account_id()
     # Another object, with another token of the same account, naming the same store: refused.
     cluster.apply(namespace, "other", spec("token-b", name=store_name, entries=[entry("VALUE", "source-b")]))
     refused = wait_reason_current(cluster, namespace, "other", "StoreInUse")
     assert f"{namespace}/owner" in refused["message"]
+    assert status["accountId"] == fastly.account_id()
     mark = len(fastly.requests)
 
     # Rotate the owner's token to the other token of its account, then the other object's: nothing moves.
@@ -389,7 +412,8 @@ def test_token_of_another_account_moves_nothing(
     mismatch = cluster.wait_reason(namespace, name, "AccountMismatch")
     assert mismatch["status"] == "False"
     assert cluster.condition(namespace, name, "Stalled")["status"] == "True"  # type: ignore[index]
-    assert fastly.account_id(OTHER) in mismatch["message"] and status["accountId"] in mismatch["message"]
+    assert fastly.account_id(OTHER) in mismatch["message"]
+    assert status["accountId"] in mismatch["message"]
     assert "deletionPolicy: Retain" in mismatch["message"]  # how to move on
     # A changed value meanwhile is not pushed anywhere either.
     before = operator.passes("AccountMismatch")
@@ -445,16 +469,17 @@ def test_lost_create_answer_makes_no_duplicate(
     kind: str,
 ) -> None:
     """The create outlasts the client's 1 s timeout: "lost", the store is made at once and the answer never comes;
-    "latency", the store lands 2 s after the request, so a lookup after the timeout finds nothing yet. Fastly
-    accepts duplicate names here: only the operator keeps the name unique."""
+    "latency", the store lands 5 s after the request, so lookups for a while after the timeout find nothing (the
+    grace period is 10 s here: longer than the create takes). Fastly accepts duplicate names here: only the
+    operator keeps the name unique."""
     name = unique(kind)
     fastly.allow_duplicate_names = True
     try:
-        start_operator("--fastly-timeout", SHORT_TIMEOUT)
+        start_operator("--fastly-timeout", SHORT_TIMEOUT, "--create-grace", "10")
         if kind == "lost":
             fastly.faults.add(route=Route.CREATE_STORE.value, kind="lost", hold=2.0, count=1)
         else:
-            fastly.faults.add(route=Route.CREATE_STORE.value, kind="latency", delay=2.0, count=1)
+            fastly.faults.add(route=Route.CREATE_STORE.value, kind="latency", delay=5.0, count=1)
         cluster.apply(namespace, name, spec())
         status = cluster.wait_ready(namespace, name, timeout=30)["status"]
         wait_for("no create request is in flight", lambda: fastly.creates_in_flight() == 0, timeout=10)
@@ -546,7 +571,11 @@ def test_wiped_status_is_restored_by_the_next_pass(
 
 @pytest.mark.parametrize("policy", [None, "Delete"])
 def test_deleting_an_adopting_object(
-    cluster: Cluster, fastly: FastlyEmulator, namespace: str, start_operator: Callable[..., Operator], policy: str | None
+    cluster: Cluster,
+    fastly: FastlyEmulator,
+    namespace: str,
+    start_operator: Callable[..., Operator],
+    policy: str | None,
 ) -> None:
     name = unique("adopted")
     existing = fastly.create_store_direct(name)
