@@ -431,6 +431,26 @@ def test_token_of_another_account_moves_nothing(
     assert cluster.get(namespace, name)["status"]["id"] == status["id"]  # type: ignore[index]
     wait_for("the changed value is pushed", lambda: fastly.plaintext(status["id"], "VALUE") == b"account-canary-2")
     assert fastly.stores(account=OTHER) == []
+
+    # Deleting the object while its token is another account's deletes nothing, and says how to release it.
+    cluster.put_secret(namespace, "token", token=OTHER_TOKEN)
+    cluster.wait_reason(namespace, name, "AccountMismatch")
+    mark = len(fastly.requests)
+    cluster.delete(namespace, name)
+    held = wait_for(
+        "the deletion waits for a token of the store's account",
+        lambda: (c := cluster.condition(namespace, name)) and "cannot delete" in c["message"] and c,
+    )
+    assert held["reason"] == "AccountMismatch"
+    assert "deletionPolicy: Retain" in held["message"]
+    assert cluster.get(namespace, name) is not None
+    assert writes_since(fastly, mark) == []
+    assert [store.id for store in fastly.stores_named(name)] == [status["id"]]
+    # The right token back: the deletion completes, and deletes the store this object created.
+    cluster.put_secret(namespace, "token", token=TOKEN)
+    cluster.wait_gone(namespace, name, timeout=30)
+    assert fastly.stores_named(name) == []
+    assert fastly.stores(account=OTHER) == []
     assert_nothing_leaked(cluster, namespace, operator, "account-canary", "account-canary-2")
 
 
