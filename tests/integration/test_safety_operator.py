@@ -437,10 +437,13 @@ def test_token_of_another_account_moves_nothing(
     cluster.wait_reason(namespace, name, "AccountMismatch")
     mark = len(fastly.requests)
     cluster.delete(namespace, name)
-    held = wait_for(
-        "the deletion waits for a token of the store's account",
-        lambda: (c := cluster.condition(namespace, name)) and "cannot delete" in c["message"] and c,
-    )
+
+    def deletion_waits() -> dict[str, Any] | None:
+        ready = cluster.condition(namespace, name)
+        return ready if ready and "cannot delete" in ready["message"] else None
+
+    held = wait_for("the deletion waits for a token of the store's account", deletion_waits)
+    assert held is not None
     assert held["reason"] == "AccountMismatch"
     assert "deletionPolicy: Retain" in held["message"]
     assert cluster.get(namespace, name) is not None
