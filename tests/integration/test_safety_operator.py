@@ -25,7 +25,7 @@ from aiohttp import web
 from harness import CRDS, TOKEN, Cluster, OperatorProcess, free_port, unique, wait_for
 
 from fastly_secret_store_operator.emulators.fastly import FastlyEmulator, Route, run_in_thread
-from fastly_secret_store_operator.emulators.kubernetes import KubernetesEmulator
+from fastly_secret_store_operator.emulators.kubernetes import ApiError, KubernetesEmulator
 
 #: A second token of the default account, and a token of another account.
 SAME_ACCOUNT_TOKEN = TOKEN + "-same-account"
@@ -272,7 +272,11 @@ def test_secret_names_cannot_walk_to_another_namespace(
         unique("entry"): spec(entries=[entry("STOLEN", TRAVERSAL)]),
         unique("from"): spec(entries=[entry("MINE", "mine")], entriesFrom=[{"secretRef": {"name": TRAVERSAL}}]),
     }
+    today = KubernetesEmulator().store  # the CRD of today, in memory: it refuses each of them at the door
     for name, body in objects.items():
+        with pytest.raises(ApiError) as refused:
+            today.create("fastlysecretstores", {"metadata": {"name": name}, "spec": body}, namespace="default")
+        assert refused.value.code == 422
         cluster.apply(namespace, name, body)  # the relaxed CRD stores them, as the old one did
     fastly_before, kube_before = len(fastly.requests), len(list(kube))
     operator = start_operator()
@@ -492,17 +496,17 @@ def test_lost_create_answer_makes_no_duplicate(
     kind: str,
 ) -> None:
     """The create outlasts the client's 1 s timeout: "lost", the store is made at once and the answer never comes;
-    "latency", the store lands 5 s after the request, so lookups for a while after the timeout find nothing (the
-    grace period is 10 s here: longer than the create takes). Fastly accepts duplicate names here: only the
+    "latency", the store lands 4 s after the request, so lookups for a while after the timeout find nothing (the
+    grace period is 6 s here: longer than the create takes). Fastly accepts duplicate names here: only the
     operator keeps the name unique."""
     name = unique(kind)
     fastly.allow_duplicate_names = True
     try:
-        start_operator("--fastly-timeout", SHORT_TIMEOUT, "--create-grace", "10")
+        start_operator("--fastly-timeout", SHORT_TIMEOUT, "--create-grace", "6")
         if kind == "lost":
             fastly.faults.add(route=Route.CREATE_STORE.value, kind="lost", hold=2.0, count=1)
         else:
-            fastly.faults.add(route=Route.CREATE_STORE.value, kind="latency", delay=5.0, count=1)
+            fastly.faults.add(route=Route.CREATE_STORE.value, kind="latency", delay=4.0, count=1)
         cluster.apply(namespace, name, spec())
         status = cluster.wait_ready(namespace, name, timeout=30)["status"]
         wait_for("no create request is in flight", lambda: fastly.creates_in_flight() == 0, timeout=10)
