@@ -166,7 +166,8 @@ class Cluster:
         def check() -> dict[str, Any] | None:
             body = self.get(namespace, name) or {}
             status = body.get("status", {})
-            ready = self.condition(namespace, name)
+            # From the same body: a second GET could see a newer status than the one returned.
+            ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
             current = status.get("observedGeneration") == body.get("metadata", {}).get("generation")
             return body if ready and ready.get("status") == "True" and current else None
 
@@ -196,6 +197,10 @@ class OperatorProcess:
         command += ["--fastly-endpoint", self.fastly_url, "--operator-namespace", self.namespaces[0]]
         command += self.extra_args
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "FASTLY_USE_API_SIGNING_KEY": "1"}
+        if os.environ.get("FSSO_OPERATOR_PYTHONPATH"):
+            # Runs another checkout's operator against this checkout's emulators and tests: to see a test fail on
+            # the code before a fix, e.g. FSSO_OPERATOR_PYTHONPATH=/tmp/old/operator.
+            env["PYTHONPATH"] = os.environ["FSSO_OPERATOR_PYTHONPATH"]
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
 
