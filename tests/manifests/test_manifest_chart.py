@@ -390,3 +390,20 @@ def test_the_chart_creates_fastly_accounts_from_values(render_chart: Callable[..
     assert "namespace" not in rendered["metadata"], "cluster-scoped"
     assert rendered["spec"] == {key: value for key, value in account.items() if key != "name"}
     assert not of_kind(render_chart({}), "FastlyAccount")
+
+
+def test_the_alerts_of_docs_metrics_ship_as_an_optional_prometheus_rule(render_chart: Callable[..., Manifests]) -> None:
+    assert not of_kind(render_chart({}), "PrometheusRule")
+    rule = only(
+        render_chart({"metrics": {"prometheusRule": {"enabled": True, "labels": {"release": "prom"}}}}),
+        "PrometheusRule",
+    )
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert {"FastlySecretStoreOperatorAbsent", "FastlySecretStoreNotReady", "FastlyApiTokenExpiring"} <= set(alerts)
+    assert 'reason!="RateLimited"' in alerts["FastlySecretStoreNotReady"]["expr"], "RateLimited heals by itself"
+    assert "{{ $labels.reason }}" in alerts["FastlySecretStoreNotReady"]["annotations"]["summary"]
+    documented = (ROOT / "docs" / "metrics.md").read_text()
+    for name, alert in alerts.items():
+        assert name in documented
+        assert alert["expr"].strip().splitlines()[0].strip() in documented, f"{name}: docs/metrics.md says otherwise"
