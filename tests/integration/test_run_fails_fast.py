@@ -121,6 +121,20 @@ def test_bad_credentials_or_no_permission(
     assert elapsed < BOUND
 
 
+def test_a_cluster_without_the_fastly_account_crd_is_named(tmp_path: Path) -> None:
+    # An upgrade that applied the new version but not its new CRD: Kopf would wait for it forever, silently.
+    only_stores = [path for path in CRDS if "fastlysecretstores" in path.name]
+    emulator = KubernetesEmulator(crds=only_stores, namespaces=("default", "shop"))
+    with emulator.run_in_thread() as live:
+        kubeconfig = _kubeconfig(tmp_path / "config", {"live": live}, current="live")
+        result, elapsed = _run("--kubeconfig", str(kubeconfig), "--namespace", "shop")
+    assert result.returncode == 1
+    line = _one_line(result)
+    assert "does not serve fastlyaccounts.fastly.operator.dev" in line
+    assert "crds/" in line
+    assert elapsed < BOUND
+
+
 def test_the_context_flag_chooses_the_cluster(tmp_path: Path) -> None:
     emulator = KubernetesEmulator(crds=CRDS, namespaces=("default", "shop"))
     with emulator.run_in_thread() as live:
