@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import copy
 import datetime
-import json
 import logging
 import os
 import secrets
@@ -33,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from fastly_secret_store_operator.kube.client import REQUEST_TIMEOUT, KubeClient, api_path
+from fastly_secret_store_operator.kube.client import REQUEST_TIMEOUT, KubeClient, api_path, json_object
 from fastly_secret_store_operator.kube.errors import KubeError, StartupError
 
 logger = logging.getLogger(__name__)
@@ -258,7 +257,7 @@ class LeaderElector:
                 self._observe(await self._read() or {})
                 return _Outcome.HELD_BY_OTHER
             raise
-        self._took(_json(answer))
+        self._took(json_object(answer))
         return _Outcome.LEADING
 
     async def _write_holder(self, lease: dict[str, Any]) -> _Outcome | None:
@@ -274,7 +273,7 @@ class LeaderElector:
             if error.status == 409:
                 return None
             raise
-        self._took(_json(answer))
+        self._took(json_object(answer))
         return _Outcome.LEADING
 
     def _holder_spec(self, old: dict[str, Any], now: datetime.datetime) -> dict[str, Any]:
@@ -308,16 +307,6 @@ class LeaderElector:
         # No single call may outlast the renew deadline: a hung call would keep a lost leader reconciling.
         read = min(REQUEST_TIMEOUT[1], self.timings.renew_deadline)
         return httpx.Timeout(read, connect=min(REQUEST_TIMEOUT[0], read))
-
-
-def _json(answer: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(answer)
-    except ValueError:
-        raise KubeError(None, "answer is not JSON") from None
-    if not isinstance(body, dict):
-        raise KubeError(None, "answer is not a JSON object")
-    return body
 
 
 async def run_as_leader(

@@ -22,8 +22,8 @@ from fastly_secret_store_operator.config import RECONCILE_REQUESTED_ANNOTATION
 from fastly_secret_store_operator.owners import claim_shows
 from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, find
 from fastly_secret_store_operator.reconcile.errors import ReconcileError
+from fastly_secret_store_operator.reconcile.events import Event
 from fastly_secret_store_operator.reconcile.object import (
-    Event,
     ObjectView,
     ReconcileResult,
     finalize_object,

@@ -24,6 +24,17 @@ DEFAULT_CONNECTIONS = 64
 Query = Mapping[str, str | int]
 
 
+def json_object(answer: bytes) -> dict[str, Any]:
+    """An answer's JSON object; anything else is a failed call (never quoted: it may echo what was sent)."""
+    try:
+        body = json.loads(answer)
+    except ValueError:
+        raise KubeError(None, "answer is not JSON") from None
+    if not isinstance(body, dict):
+        raise KubeError(None, "answer is not a JSON object")
+    return body
+
+
 def api_path(*segments: str) -> str:
     """`/seg/seg/…` with every segment escaped, so no name can add a segment or walk up (`../x` stays one
     segment). Empty, `.` and `..` segments are refused: a client would drop or resolve them before sending."""
@@ -89,14 +100,7 @@ class KubeClient:
         return response.content
 
     async def get_json(self, path: str, **options: Any) -> dict[str, Any]:
-        answer = await self.request("GET", path, **options)
-        try:
-            body = json.loads(answer)
-        except ValueError:
-            raise KubeError(None, "answer is not JSON") from None
-        if not isinstance(body, dict):
-            raise KubeError(None, "answer is not a JSON object")
-        return body
+        return json_object(await self.request("GET", path, **options))
 
     @contextlib.asynccontextmanager
     async def stream_lines(

@@ -12,6 +12,7 @@ from fastly_secret_store_operator.fastly import FastlyError
 from fastly_secret_store_operator.reconcile.account_policy import parse_account
 from fastly_secret_store_operator.reconcile.conditions import Outcome, build_conditions, rfc3339
 from fastly_secret_store_operator.reconcile.errors import ReconcileError, from_fastly
+from fastly_secret_store_operator.reconcile.events import Event
 from fastly_secret_store_operator.reconcile.session import Sessions
 from fastly_secret_store_operator.reconcile.sources import SecretReader, SecretReadError, read_token
 
@@ -21,18 +22,11 @@ TOKEN_EXPIRY_WARNING = timedelta(days=7)
 USERS_SHOWN = 10
 
 
-@dataclass(frozen=True, slots=True)
-class AccountEvent:
-    type: str
-    reason: str
-    message: str
-
-
 @dataclass(slots=True)
 class AccountResult:
     status: dict[str, Any]
     outcome: Outcome
-    events: list[AccountEvent] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     #: When the token expires, if it does (for the next check).
     expires_at: datetime | None = None
 
@@ -70,7 +64,7 @@ async def check_account(
             soon = info.expires_at - datetime.now(UTC) < TOKEN_EXPIRY_WARNING
             if soon and status.get("tokenExpiresAt") != expires:
                 result.events.append(
-                    AccountEvent(
+                    Event(
                         "Warning",
                         "TokenExpiring",
                         f"the Fastly API token of FastlyAccount {name} ({source}) expires at {expires}: put a new "

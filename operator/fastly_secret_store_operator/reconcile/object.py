@@ -20,6 +20,7 @@ from fastly_secret_store_operator.reconcile.entries import (
     sync_entries,
 )
 from fastly_secret_store_operator.reconcile.errors import ReconcileError, from_fastly
+from fastly_secret_store_operator.reconcile.events import Event
 from fastly_secret_store_operator.reconcile.fingerprint import Fingerprinter
 from fastly_secret_store_operator.reconcile.ownership import NEWCOMER, Claim, claim_from_object, manager_before
 from fastly_secret_store_operator.reconcile.session import FastlySession, Sessions
@@ -67,13 +68,6 @@ class ObjectView:
             spec=self.spec,
             status=self.status,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    type: str  # "Normal" or "Warning"
-    reason: str
-    message: str
 
 
 class Owners(Protocol):
