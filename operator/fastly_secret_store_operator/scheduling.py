@@ -8,9 +8,10 @@ import random
 KUBERNETES_BACKOFF_CAP = 30.0
 
 
-def backoff(failures: int, cap: float) -> float:
-    """Exponential, jittered, bounded: about 2, 4, 8 … seconds after 1, 2, 3 … failures, at most `cap`."""
-    return min(cap, 2.0 ** min(max(failures, 1), 16)) * random.uniform(0.8, 1.2)
+def backoff(failures: int, cap: float, *, first: float = 2.0) -> float:
+    """Exponential, jittered, bounded: about `first`, then twice, four times that … seconds after 1, 2, 3 …
+    failures, at most `cap` (all ±20%)."""
+    return min(cap, first * 2.0 ** min(max(failures, 1) - 1, 16)) * random.uniform(0.8, 1.2)
 
 
 def next_delay(

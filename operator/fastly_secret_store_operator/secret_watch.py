@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastly_secret_store_operator.kube import KubeClient, KubeError, api_path
+from fastly_secret_store_operator.scheduling import backoff
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,ap
 #: The API server ends each watch after this long; the watch then resumes from the last resourceVersion.
 WATCH_SECONDS = 300
 #: The longest wait before watching again after a failure: back within 5 s of the API server's return.
-MAX_BACKOFF = 3.0
+MAX_BACKOFF = 2.5  # at most 3 s with jitter
 
 
 class Expired(Exception):
@@ -92,7 +92,7 @@ class SecretWatch:
     def _backoff(self, failures: int) -> float:
         # Short and capped: an API server back from an outage must see the watch again within seconds, and a
         # persistent refusal (RBAC) costs one request every few seconds per scope, not a busy loop.
-        return min(self._max_backoff, 0.25 * 2.0**failures) * random.uniform(0.8, 1.0)
+        return backoff(failures, self._max_backoff, first=0.5)
 
     async def watch_once(self, scope: str | None, resource_version: str) -> str:
         """One watch request, read until the server ends it; returns the last resourceVersion seen."""
