@@ -34,6 +34,7 @@ Clock = Callable[[], datetime]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 _READ_METHODS = frozenset({"GET", "HEAD"})  # Fastly does not rate-limit reads
+_URLS_KEPT = 4096  # parsed request URLs kept per connection
 
 
 def utc_now() -> datetime:
@@ -170,6 +171,7 @@ class Connection:
     rate_limit: RateLimit = field(default_factory=lambda: RateLimit(remaining=None, reset_at=None))
     writes_in_flight: int = 0
     _write_answered: asyncio.Event = field(default_factory=asyncio.Event)  # set (and replaced) per write answered
+    _urls: dict[str, httpx.URL] = field(default_factory=dict)
 
     async def request(
         self,
@@ -232,7 +234,14 @@ class Connection:
     async def _send(
         self, method: str, path: str, params: Mapping[str, str | int] | None, body: Mapping[str, Any] | None
     ) -> httpx.Response:
-        url = self.base_url.copy_with(raw_path=self.base_url.raw_path.rstrip(b"/") + path.encode("ascii"))
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= _URLS_KEPT:
+                self._urls.clear()
+            # Parsed once per path: a pass's writes to one store share a URL, and httpx's parsing is not free.
+            url = self._urls[path] = self.base_url.copy_with(
+                raw_path=self.base_url.raw_path.rstrip(b"/") + path.encode("ascii")
+            )
         request = httpx.Request(
             method,
             url,
