@@ -7,6 +7,9 @@ written straight into the emulator's store (as a `kubectl apply` of many objects
     .venv/bin/python benchmarks/scale.py --objects 10 100 1000
     .venv/bin/python benchmarks/scale.py --rate-limited   # Fastly's write limit, scaled down: 50 writes per 60 s
 
+To compare two versions of the operator, run the same script with each one's source root first on PYTHONPATH
+(`PYTHONPATH=<checkout>/operator`), alternating the two in one sitting, and compare operator CPU per object.
+
 For each N: the time from applying all objects until all are Ready for their current generation; Fastly
 requests by kind against the minimum; an idle resync interval (nothing changed); the operator's memory
 (VmRSS / VmHWM of the subprocess); CPU seconds of the operator and of each emulator thread. The bound is what

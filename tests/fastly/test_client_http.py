@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import shutil
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -73,6 +75,27 @@ async def tls_server(tmp_path: Path) -> AsyncIterator[TlsServer]:
     server = TlsServer(f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}", ca_file)
     async with listener:
         yield server
+
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy variable from the machine running the tests: each test sets the ones it means."""
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+async def _unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0)
+    port: int = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    return port
 
 
 def ok(body: object = None, status: int = 200, **headers: str) -> httpx.Response:
@@ -168,6 +191,52 @@ class TestRequests:
             store = await client.create_store("checkout")
         assert store.name == "checkout"
         assert len(peers) == 2
+
+    async def test_concurrent_requests_keep_their_connections_alive(self, token: str) -> None:
+        # 40 requests at once need 40 connections; the next 40 must reuse them all, not open new ones. (One
+        # httpcore pool closes *every* idle connection while it holds more than its keep-alive limit.)
+        at_once = 40
+        connections = 0
+        waiting: list[asyncio.StreamWriter] = []
+        body = json.dumps(STORE).encode()
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+                while await reader.readuntil(b"\r\n\r\n"):
+                    waiting.append(writer)
+                    if len(waiting) == at_once:  # every request is in: answer them all
+                        for held in waiting:
+                            held.write(answer)
+                        waiting.clear()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server, FastlyClient(token, endpoint=f"http://127.0.0.1:{port}") as client:
+            for _ in range(2):
+                stores = await asyncio.gather(*(client.get_store(f"s{n}") for n in range(at_once)))
+                assert {store.name for store in stores} == {"checkout"}
+        assert connections == at_once
+
+    async def test_a_create_is_retried_when_the_connection_is_refused(self, token: str) -> None:
+        # Refused means nothing was sent, so even a create may be tried again.
+        seen: list[RequestInfo] = []
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        port = await _unused_port()
+        client = FastlyClient(token, endpoint=f"http://127.0.0.1:{port}", on_response=seen.append, sleep=sleep)
+        async with client:
+            with pytest.raises(ServerUnavailableError, match="ConnectError") as caught:
+                await client.create_store("checkout")
+        assert [info.status for info in seen] == [None] * RetryPolicy().attempts
+        assert len(slept) == RetryPolicy().attempts - 1
+        assert token not in str(caught.value) + repr(caught.value)
 
     @pytest.mark.parametrize(
         "configured",
@@ -270,29 +339,97 @@ class TestEndpoint:
         assert tls_server.requests == [b"GET /resources/stores/secret/7nLoGzCcs1ZbDD8BaX3jKR HTTP/1.1"] * 2
         assert tls_server.connections == 1  # kept alive
 
-    async def test_https_proxy_from_the_environment_is_used(self, token: str, monkeypatch: pytest.MonkeyPatch) -> None:
-        lines: list[bytes] = []
+    @pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY", "all_proxy"])
+    async def test_proxy_from_the_environment_is_used(
+        self, token: str, no_proxy_env: pytest.MonkeyPatch, variable: str
+    ) -> None:
+        heads: list[bytes] = []
 
         async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            lines.append((await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0])
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
             body = json.dumps(STORE).encode()
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
             await writer.drain()
             writer.close()
 
         server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
-        monkeypatch.delenv("NO_PROXY", raising=False)
-        monkeypatch.delenv("no_proxy", raising=False)
+        # Credentials in the proxy URL go to the proxy (Proxy-Authorization), never to Fastly.
+        no_proxy_env.setenv(variable, f"http://ops:s3cret@127.0.0.1:{server.sockets[0].getsockname()[1]}")
         async with server, FastlyClient(token, endpoint="http://127.0.0.1:9") as client:
             await client.get_store("s1")
-        assert lines == [b"GET http://127.0.0.1:9/resources/stores/secret/s1 HTTP/1.1"]
+        assert [head.split(b"\r\n")[0] for head in heads] == [
+            b"GET http://127.0.0.1:9/resources/stores/secret/s1 HTTP/1.1"
+        ]
+        assert b"Proxy-Authorization: Basic " + base64.b64encode(b"ops:s3cret") + b"\r\n" in heads[0]
 
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        no_proxy_env.setenv("NO_PROXY", "127.0.0.1")
         async with FastlyClient(token, endpoint="http://127.0.0.1:9", retry=RetryPolicy(attempts=1)) as client:
             with pytest.raises(ServerUnavailableError, match="ConnectError"):
                 await client.get_store("s1")  # straight to port 9, where nothing listens
-        assert len(lines) == 1
+        assert len(heads) == 1
+
+    async def test_https_through_a_proxy_is_tunnelled_and_still_verified(
+        self, token: str, tls_server: TlsServer, no_proxy_env: pytest.MonkeyPatch
+    ) -> None:
+        # The proxy sees only CONNECT host:port; the certificate is checked end to end, through the tunnel.
+        connects: list[bytes] = []
+        tunnels_closed = asyncio.Semaphore(0)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            request_line = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n")[0]
+            connects.append(request_line)
+            host, port = request_line.split()[1].decode().rsplit(":", 1)
+            upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+            tunnels_closed.release()
+
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        no_proxy_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        async with server:
+            no_proxy_env.setenv("SSL_CERT_FILE", str(tls_server.ca_file))
+            async with FastlyClient(token, endpoint=tls_server.url) as client:
+                store = await client.get_store("7nLoGzCcs1ZbDD8BaX3jKR")
+            await tunnels_closed.acquire()
+            assert store.name == "checkout"
+            assert connects == [b"CONNECT " + tls_server.url.removeprefix("https://").encode() + b" HTTP/1.1"]
+            assert tls_server.requests == [b"GET /resources/stores/secret/7nLoGzCcs1ZbDD8BaX3jKR HTTP/1.1"]
+
+            no_proxy_env.delenv("SSL_CERT_FILE")  # the throwaway CA is no longer trusted
+            async with FastlyClient(token, endpoint=tls_server.url, retry=RetryPolicy(attempts=1)) as client:
+                with pytest.raises(ServerUnavailableError, match="ConnectError"):
+                    await client.get_store("7nLoGzCcs1ZbDD8BaX3jKR")
+            await tunnels_closed.acquire()
+        assert len(connects) == 2
+        assert len(tls_server.requests) == 1  # nothing was sent over the unverified connection
+
+    @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to hash the CA")
+    async def test_ssl_cert_dir_names_the_trusted_cas(
+        self, token: str, tls_server: TlsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A directory of CA certificates by subject hash (as c_rehash / update-ca-certificates lay it out).
+        openssl = await asyncio.create_subprocess_exec(
+            "openssl", "x509", "-hash", "-noout", "-in", str(tls_server.ca_file), stdout=asyncio.subprocess.PIPE
+        )
+        output, _ = await openssl.communicate()
+        assert openssl.returncode == 0
+        subject_hash = output.decode().strip()
+        ca_dir = tmp_path / "certs"
+        ca_dir.mkdir()
+        (ca_dir / f"{subject_hash}.0").write_bytes(tls_server.ca_file.read_bytes())
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        monkeypatch.setenv("SSL_CERT_DIR", str(ca_dir))
+        async with FastlyClient(token, endpoint=tls_server.url) as client:
+            store = await client.get_store("7nLoGzCcs1ZbDD8BaX3jKR")
+        assert store.name == "checkout"
 
     async def test_endpoint_path_prefix_is_kept(self, make_api: Any) -> None:
         api = make_api(lambda request: ok(STORE), endpoint="http://127.0.0.1:8790/fastly/")

@@ -9,9 +9,7 @@ import asyncio
 import ipaddress
 import logging
 import random
-import ssl
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,10 +17,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpcore
 import httpx
 
-from ._network import AsyncioBackend
 from .errors import (
     OutcomeUnknownError,
     RateLimitedError,
@@ -32,6 +28,8 @@ from .errors import (
     redact_text,
 )
 from .models import RateLimit
+from .transport import PooledShards as PooledShards
+from .transport import environment_proxy as environment_proxy
 
 logger = logging.getLogger(__name__)
 
@@ -157,68 +155,6 @@ def _retry_at(headers: httpx.Headers, rate_limit: RateLimit, now: datetime) -> d
     return rate_limit.reset_at
 
 
-class PooledShards(httpx.AsyncBaseTransport):
-    """Several small connection pools behind one transport; each request goes to the least busy one. Answers
-    come back read in full (Fastly's are small JSON documents), so a connection is free again at once.
-
-    httpcore's pool checks every connection it holds (a syscall for each idle one) whenever a request starts or
-    ends, so its CPU per request grows with its size: with 32 objects reconciled at once, each writing several
-    entries, that check was the operator's largest cost (benchmarks/scale.py). Small pools keep it short.
-    """
-
-    def __init__(self, *, shards: int, per_shard: int, proxy: str | None = None) -> None:
-        # Certificates always verified; one CA bundle loaded for all shards.
-        self.ssl_context = httpx.create_ssl_context()
-        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        self._shards = [_shard(self.ssl_context, limits, proxy) for _ in range(shards)]
-        self._busy = [0] * shards  # requests each shard is serving
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = min(range(len(self._shards)), key=self._busy.__getitem__)
-        self._busy[index] += 1
-        try:
-            streamed = await self._shards[index].handle_async_request(request)
-            try:
-                # The raw stream, not Response.aread: its chunkers and timers cost more than this whole read.
-                assert isinstance(streamed.stream, httpx.AsyncByteStream)
-                body = b"".join([chunk async for chunk in streamed.stream])
-            finally:
-                await streamed.aclose()
-        finally:
-            self._busy[index] -= 1
-        # Built from bytes, the body is decoded (Content-Encoding) and loaded at once.
-        return httpx.Response(
-            streamed.status_code, headers=streamed.headers, content=body, extensions=streamed.extensions
-        )
-
-    async def aclose(self) -> None:
-        for shard in self._shards:
-            await shard.aclose()
-
-
-def _shard(ssl_context: ssl.SSLContext, limits: httpx.Limits, proxy: str | None) -> httpx.AsyncHTTPTransport:
-    shard = httpx.AsyncHTTPTransport(verify=ssl_context, limits=limits, proxy=proxy)
-    if proxy is None:
-        # httpx takes no network backend, so its pool is swapped for the same pool on asyncio streams (see
-        # _network). Through a proxy (rare, and then the proxy dominates) httpx's own pool stays.
-        shard._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
-        )
-    return shard
-
-
-def environment_proxy(endpoint: httpx.URL) -> str | None:
-    """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for the endpoint, unless NO_PROXY exempts it."""
-    if urllib.request.proxy_bypass(endpoint.host):
-        return None
-    proxies = urllib.request.getproxies_environment()
-    return proxies.get(endpoint.scheme) or proxies.get("all")
-
-
 @dataclass
 class Connection:
     """A pooled transport plus the policy for using it. One per FastlyClient.
@@ -312,7 +248,7 @@ class Connection:
         if url is None:
             if len(self._urls) >= _URLS_KEPT:
                 self._urls.clear()
-            # Parsed once per path: every write to a store goes to the same URL, and parsing is not free.
+            # Parsed once per path: a pass's writes to one store share a URL, and httpx's parsing is not free.
             url = self._urls[path] = self.base_url.copy_with(
                 raw_path=self.base_url.raw_path.rstrip(b"/") + path.encode("ascii")
             )
