@@ -46,7 +46,7 @@ TOKEN = "benchmark-token"  # noqa: S105 - the emulator's made-up token
 NAMESPACE = "bench"
 FINGERPRINT_SECRET = "fastly-secret-store-operator-fingerprint-key"  # noqa: S105 - a name
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-KUBE_CALLS_PER_OBJECT = 4  # in a slot: read the token Secret and the source Secret, two status patches
+KUBE_CALLS_PER_OBJECT = 5  # in a slot: read the token Secret and the source Secret; status patches: claim, create mark, result
 
 
 # -- measuring ------------------------------------------------------------------------------------------------
@@ -82,6 +82,8 @@ def _kind(method: str, route: str | None) -> str:
         return "client key (POST)"
     if route.endswith("/signing-key"):
         return "signing key (GET)"
+    if route.endswith("/tokens/self"):
+        return "token record (GET)"
     if route.endswith("/secrets"):
         return "entry write (PUT)" if method != "GET" else "entry list (GET)"
     if route.endswith("/secret/{store_id}"):
@@ -402,6 +404,7 @@ def print_scale(results: list[ScaleResult]) -> None:
         "entry writes (PUT)",
         "client key (POST)",
         "signing key (GET)",
+        "token record (GET)",
         "writes",
         "429",
     )
@@ -415,6 +418,7 @@ def print_scale(results: list[ScaleResult]) -> None:
             f"{c['entry write (PUT)']} / {n * r.entries}",
             f"{c['client key (POST)']} / 1",
             f"{c['signing key (GET)']} / 1",
+            f"{c['token record (GET)']} / 1",
             f"{c['writes']} / {n + n * r.entries + 1}",
             c["429"],
         )
