@@ -46,7 +46,8 @@ TOKEN = "benchmark-token"  # noqa: S105 - the emulator's made-up token
 NAMESPACE = "bench"
 FINGERPRINT_SECRET = "fastly-secret-store-operator-fingerprint-key"  # noqa: S105 - a name
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-KUBE_CALLS_PER_OBJECT = 5  # in a slot: read the token Secret and the source Secret; status patches: claim, create mark, result
+# In a slot: read the token Secret and the source Secret; patch the status for the claim, the create mark, the result.
+KUBE_CALLS_PER_OBJECT = 5
 
 
 # -- measuring ------------------------------------------------------------------------------------------------
