@@ -30,8 +30,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from fastly_secret_store_operator import __version__
-from fastly_secret_store_operator.fastly import client as fastly_client
-from fastly_secret_store_operator.fastly._http import RequestInfo, Route
+from fastly_secret_store_operator.fastly import ROUTES, RequestInfo
 
 PREFIX = "fastly_secret_store_operator_"
 
@@ -41,7 +40,7 @@ OTHER_REASON = "Other"
 OTHER_ENDPOINT = "other"
 
 #: The route templates the client can call: a label outside this set could carry a concrete id or name.
-KNOWN_ENDPOINTS = frozenset(value.label for value in vars(fastly_client).values() if isinstance(value, Route))
+KNOWN_ENDPOINTS = frozenset(route.label for route in ROUTES)
 
 # Reconciles span a cached no-op (milliseconds) to a rate-limited write of many entries (tens of seconds).
 _RECONCILE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)

@@ -159,3 +159,13 @@ def test_the_default_registry_is_fresh_and_carries_process_metrics() -> None:
     assert first.registry is not second.registry
     names = {metric.name for metric in first.registry.collect()}
     assert {"process_cpu_seconds", "python_gc_objects_collected"} & names
+
+
+def test_every_route_the_client_defines_is_a_known_endpoint() -> None:
+    # A route left out of fastly.ROUTES would be counted as "other", hiding what the operator called.
+    from fastly_secret_store_operator.fastly import client
+    from fastly_secret_store_operator.metrics import KNOWN_ENDPOINTS
+
+    defined = {value.label for value in vars(client).values() if type(value).__name__ == "Route"}
+    assert defined
+    assert defined == set(KNOWN_ENDPOINTS)

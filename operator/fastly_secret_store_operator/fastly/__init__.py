@@ -1,7 +1,7 @@
 """The Fastly secret store API: an async client and client-side sealing. Knows nothing of Kubernetes."""
 
 from ._http import RequestInfo, RetryPolicy, check_endpoint
-from .client import DEFAULT_ENDPOINT, FastlyClient
+from .client import DEFAULT_ENDPOINT, ROUTES, FastlyClient
 from .errors import (
     AlreadyExistsError,
     ClientKeyRejectedError,
@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_ENDPOINT",
     "FASTLY_SIGNING_KEY",
     "MAX_VALUE_BYTES",
+    "ROUTES",
     "AlreadyExistsError",
     "ClientKey",
     "ClientKeyRejectedError",

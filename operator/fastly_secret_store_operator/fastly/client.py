@@ -66,6 +66,22 @@ RECREATE_SECRET = Route("PATCH", _SECRETS)
 GET_SECRET = Route("GET", _SECRET)
 DELETE_SECRET = Route("DELETE", _SECRET)  # a repeat after a lost answer sees 404 (NotFoundError)
 GET_TOKEN_SELF = Route("GET", "/tokens/self")
+#: Every route the client calls (their labels are the only endpoint values its RequestInfo reports).
+ROUTES = (
+    LIST_STORES,
+    CREATE_STORE,
+    GET_STORE,
+    DELETE_STORE,
+    CREATE_CLIENT_KEY,
+    GET_SIGNING_KEY,
+    LIST_SECRETS,
+    CREATE_SECRET,
+    PUT_SECRET,
+    RECREATE_SECRET,
+    GET_SECRET,
+    DELETE_SECRET,
+    GET_TOKEN_SELF,
+)
 
 
 class FastlyClient:
