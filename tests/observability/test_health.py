@@ -12,9 +12,6 @@ from typing import Any
 import httpx
 import kopf
 import pytest
-from kopf._cogs.structs.ephemera import AnyMemo
-from kopf._core.engines.indexing import OperatorIndexers
-from kopf._core.engines.probing import health_reporter
 
 from fastly_secret_store_operator import health, kube
 from fastly_secret_store_operator.emulators.kubernetes import KubernetesEmulator
@@ -226,33 +223,52 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def liveness(memo: kopf.Memo) -> AsyncIterator[str]:
-    """Kopf's own health endpoint (what `--liveness` serves) with this module's handlers registered."""
+async def liveness(memo: kopf.Memo, emulator: KubernetesEmulator) -> AsyncIterator[str]:
+    """Kopf's own health endpoint (what `--liveness` serves), with this module's handlers registered, from a real
+    `kopf.operator` against the Kubernetes emulator (public Kopf API only)."""
     registry = kopf.OperatorRegistry()
     health.register(registry)
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return emulator.connection_info()
+
     url = f"http://127.0.0.1:{free_port()}/healthz"
-    ready = asyncio.Event()
-    server = asyncio.create_task(
-        health_reporter(
-            url,
-            memo=AnyMemo(memo),
-            indices=OperatorIndexers().indices,
+    stop, ready = asyncio.Event(), asyncio.Event()
+    operator = asyncio.create_task(
+        kopf.operator(
             registry=registry,
-            settings=kopf.OperatorSettings(),
+            namespaces=["shop"],
+            standalone=True,
+            liveness_endpoint=url,
+            memo=memo,
+            stop_flag=stop,
             ready_flag=ready,
         )
     )
     try:
         async with asyncio.timeout(BOUND):
             await ready.wait()
+            while True:  # Kopf raises the ready flag before its health endpoint listens
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", int(url.split(":")[2].split("/")[0]))
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                await writer.wait_closed()
+                break
         yield url
     finally:
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
+        stop.set()
+        async with asyncio.timeout(BOUND):
+            await operator
 
 
-async def test_kopf_liveness_answers_500_when_the_watch_is_stale(audit: WatchAudit, clock: FakeClock) -> None:
-    async with liveness(kopf.Memo(watch_audit=audit)) as url, httpx.AsyncClient() as client:
+async def test_kopf_liveness_answers_500_when_the_watch_is_stale(
+    audit: WatchAudit, clock: FakeClock, emulator: KubernetesEmulator
+) -> None:
+    async with liveness(kopf.Memo(watch_audit=audit), emulator) as url, httpx.AsyncClient() as client:
         clock.now += audit.heartbeat.threshold + 1.0
         stale = await client.get(url)
         audit.heartbeat.beat()
@@ -262,8 +278,8 @@ async def test_kopf_liveness_answers_500_when_the_watch_is_stale(audit: WatchAud
     assert fresh.json() == {"watch": {"seconds_since_in_step": 0.0}}
 
 
-async def test_kopf_liveness_ignores_the_check_when_no_audit_is_configured() -> None:
-    async with liveness(kopf.Memo()) as url, httpx.AsyncClient() as client:
+async def test_kopf_liveness_ignores_the_check_when_no_audit_is_configured(emulator: KubernetesEmulator) -> None:
+    async with liveness(kopf.Memo(), emulator) as url, httpx.AsyncClient() as client:
         response = await client.get(url)
     assert response.status_code == 200
 
