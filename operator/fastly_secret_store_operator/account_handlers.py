@@ -50,10 +50,16 @@ async def fastly_accounts(body: kopf.Body, name: str, memo: Any, **_: Any) -> An
 
 @kopf.index(*STORES)
 async def account_users(body: kopf.Body, uid: str, namespace: str | None, name: str, **_: Any) -> Any:
-    """FastlySecretStores by the FastlyAccount they name: (uid, namespace/name)."""
+    """FastlySecretStores by the FastlyAccount they name: (uid, namespace/name, whether it holds the account).
+
+    Every object naming the account is woken when the account changes (a refused one may be allowed now); only
+    one that got through it (its status records the account, or a create) holds the account's deletion: a
+    refused tenant must not be able to keep a platform team's account alive."""
     ref = body.spec.get("accountRef")
     account = ref.get("name") if isinstance(ref, dict) else None
-    return {account: (uid, f"{namespace}/{name}")} if isinstance(account, str) else None
+    status = body.get("status") or {}
+    holds = bool(status.get("accountId") or status.get("createRequestedAt"))
+    return {account: (uid, f"{namespace}/{name}", holds)} if isinstance(account, str) else None
 
 
 @kopf.on.event(*ACCOUNTS)

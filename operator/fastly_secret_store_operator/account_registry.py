@@ -42,7 +42,7 @@ class ClusterAccounts:
         self._wake_object = wake_object
         self._specs: dict[str, Mapping[str, Any]] = {}
         self._generations: dict[str, Any] = {}
-        self._users: Mapping[str, Iterable[tuple[str, str]]] = {}
+        self._users: Mapping[str, Iterable[tuple[str, str, bool]]] = {}
         self._wakes: dict[str, asyncio.Event] = {}
 
     # reconcile.accounts.Accounts
@@ -70,13 +70,13 @@ class ClusterAccounts:
 
     # Fed by the handlers
 
-    def bind_users(self, index: Mapping[str, Iterable[tuple[str, str]]]) -> None:
-        """Kopf's live index of FastlySecretStores by the account they name: (uid, namespace/name)."""
+    def bind_users(self, index: Mapping[str, Iterable[tuple[str, str, bool]]]) -> None:
+        """Kopf's live index of FastlySecretStores by the account they name: (uid, namespace/name, holds)."""
         self._users = index
 
     def users(self, name: str) -> list[str]:
-        """namespace/name of every FastlySecretStore naming the account."""
-        return sorted({who for _, who in self._users.get(name, ())})
+        """namespace/name of every FastlySecretStore that got through the account (and so holds its deletion)."""
+        return sorted({who for _, who, holds in self._users.get(name, ()) if holds})
 
     def observed(self, name: str, spec: Mapping[str, Any] | None, generation: Any) -> None:
         """The watch delivered the account (None: it is gone); a new generation wakes its users and its check."""
@@ -102,7 +102,7 @@ class ClusterAccounts:
         self._wakes.pop(name, None)
 
     def wake_users(self, name: str) -> int:
-        woken = sum(1 for uid, _ in list(self._users.get(name, ())) if self._wake_object(uid))
+        woken = sum(1 for uid, _, _ in list(self._users.get(name, ())) if self._wake_object(uid))
         if woken:
             logger.debug("FastlyAccount %s changed: woke %d FastlySecretStores", name, woken)
         return woken

@@ -6,6 +6,11 @@ store. This module adds what the index alone lacks: a lock per store name, so tw
 decide at once; a wait until a claim just written comes back through the watch; and a wake-up for objects
 waiting on a store name when the claims on it change. Claims the index function has just been given count at
 once (Kopf stores them a moment later).
+
+A claim the cluster loses while this process knows the object still manages the store (its status wiped or
+edited by hand) is not taken as a release: the remembered claim keeps standing, the object is woken to write its
+status back, and nobody waiting for the store is woken. Memory here can only keep a rival refused, never grant a
+store.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from fastly_secret_store_operator.reconcile.ownership import Claim
+from fastly_secret_store_operator.reconcile.ownership import NEWCOMER, Claim
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +31,24 @@ logger = logging.getLogger(__name__)
 CLAIM_ECHO_TIMEOUT = 10.0
 
 
+Remembered = Callable[[str], Mapping[str, Any] | None]
+
+
 class ClaimIndex:
-    def __init__(self, on_change: Callable[[str], None]) -> None:
-        """`on_change(store_name)` is called when the claims on a store name change (to wake who waits)."""
+    def __init__(
+        self,
+        on_change: Callable[[str], None],
+        *,
+        remembered: Remembered = lambda uid: None,
+        on_lost: Callable[[str], object] = lambda uid: None,
+    ) -> None:
+        """`on_change(store_name)` is called when the claims on a store name change (to wake who waits);
+        `remembered(uid)` gives the status this process last computed for an object (None: unknown), and
+        `on_lost(uid)` wakes an object whose recorded claim vanished from the cluster."""
         self._index: Mapping[str, Iterable[Claim]] = {}
         self._on_change = on_change
+        self._remembered = remembered
+        self._on_lost = on_lost
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._seen: dict[str, Claim] = {}
         self._by_name: defaultdict[str, dict[str, Claim]] = defaultdict(dict)
@@ -58,6 +77,12 @@ class ClaimIndex:
 
     def observed(self, claim: Claim) -> None:
         """The watch delivered `claim` (called from the index function, before Kopf stores it)."""
+        if claim.rank == NEWCOMER:
+            kept = self._still_claimed(claim)
+            if kept is not None:
+                logger.info("%s: its status lost its claim on store %s; writing it back", claim.who, claim.store_name)
+                self._on_lost(claim.uid)
+                claim = kept
         before = self._seen.get(claim.uid)
         self._seen[claim.uid] = claim
         if before is not None:
@@ -68,6 +93,15 @@ class ClaimIndex:
         waiting = self._echo.get(claim.uid)
         if waiting is not None and waiting[0](claim):
             waiting[1].set()
+
+    def _still_claimed(self, claim: Claim) -> Claim | None:
+        """The claim this process knows the object makes, when the cluster's copy has lost it."""
+        status = self._remembered(claim.uid)
+        if not status or status.get("storeName") != claim.store_name or not status.get("accountId"):
+            return None
+        return replace(
+            claim, account_id=str(status["accountId"]), store_id=str(status["id"]) if status.get("id") else None
+        )
 
     def forget(self, uid: str) -> None:
         """The object is gone: whoever waits on its store name may proceed."""

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from fastly_secret_store_operator import kube
 from fastly_secret_store_operator.account_registry import ClusterAccounts
@@ -55,7 +56,12 @@ async def start_runtime(config: OperatorConfig, metrics: Metrics, client: kube.K
     key = await api.fingerprint_key(config.operator_namespace, config.fingerprint_secret)
     sessions = SessionPool(config.fastly, on_response=metrics.observe_fastly)
     tracker = Tracker()
-    owners = ClaimIndex(tracker.wake_waiting)
+
+    def remembered(uid: str) -> Mapping[str, Any] | None:
+        tracked = tracker.get(uid)
+        return tracked.status if tracked is not None else None
+
+    owners = ClaimIndex(tracker.wake_waiting, remembered=remembered, on_lost=tracker.wake_object)
     accounts = ClusterAccounts(
         api,
         token_namespace=config.operator_namespace,

@@ -88,3 +88,22 @@ async def test_a_written_claim_is_awaited_until_the_watch_brings_it() -> None:
     index.observed(claim("mine", "2026-01-01T00:00:00Z"))
     await asyncio.wait_for(waiting, 1)
     assert [c.uid for c in index.claims("shared")] == ["mine"]
+
+
+async def test_a_claim_the_cluster_loses_while_known_here_keeps_standing_and_wakes_its_owner() -> None:
+    woken: list[str] = []
+    lost: list[str] = []
+    known = {"owner": {"accountId": ACCOUNT, "storeName": "shared", "id": "S1"}}
+    index = ClaimIndex(woken.append, remembered=known.get, on_lost=lost.append)
+    index.observed(claim("owner", "2026-01-01T00:00:00Z", store="S1"))
+    index.observed(claim("owner", "2026-01-01T00:00:00Z", account=None))  # its status wiped
+    assert lost == ["owner"]
+    assert woken == [], "nobody waiting for the store is woken"
+    [standing] = index.claims("shared")
+    assert standing.store_id == "S1"
+    rival = claim("rival", "2025-01-01T00:00:00Z", account=None, scope="other/token")
+    assert manager_before(rival, index.claims("shared"), ACCOUNT) == standing
+    # Once this process no longer holds the claim either (the object lost the store), the loss is real.
+    known.clear()
+    index.observed(claim("owner", "2026-01-01T00:00:00Z", account=None))
+    assert woken == ["shared"]

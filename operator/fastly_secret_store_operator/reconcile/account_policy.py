@@ -148,7 +148,8 @@ def namespace_refusal(
         return None
     rules: list[str] = []
     if policy.names:
-        rules.append(f"spec.allowedNamespaces.names ({', '.join(sorted(policy.names))}) does not list it")
+        # Not the list itself: it would tell every refused tenant who the other tenants are.
+        rules.append("spec.allowedNamespaces.names does not list it")
     if policy.selector is not None:
         if selectors_evaluated:
             rules.append(f"its labels do not match spec.allowedNamespaces.selector ({policy.selector.describe()})")
@@ -171,10 +172,31 @@ def store_name_refusal(policy: AccountPolicy, namespace: str, store_name: str) -
         return None
     patterns = [glob.replace(NAMESPACE_PLACEHOLDER, namespace) for glob in policy.store_names]
     if any(fnmatch.fnmatchcase(store_name, pattern) for pattern in patterns):
-        return None
+        owner = _more_specific_namespace(policy, namespace, store_name)
+        if owner is None:
+            return None
+        return (
+            f"FastlyAccount {policy.name} does not allow the store name {store_name!r} from namespace {namespace}: "
+            f"it also fits the store names of namespace {owner}, a longer name the account allows, and belongs to "
+            "it. Choose a spec.name only this namespace's pattern fits (a new object: the name is immutable)"
+        )
     shown = ", ".join(repr(pattern) for pattern in patterns)
     return (
         f"FastlyAccount {policy.name} does not allow the store name {store_name!r} from namespace {namespace}: it "
         f"matches none of spec.storeNames ({shown}). Choose a spec.name that matches (a new object: the name is "
         "immutable)"
     )
+
+
+def _more_specific_namespace(policy: AccountPolicy, namespace: str, store_name: str) -> str | None:
+    """Another namespace the account lists by name whose store-name patterns also fit `store_name` and that is
+    more specific (longer): with `{namespace}-*`, `shop` must not take `shop-prod-db` from `shop-prod`."""
+    for other in sorted(policy.names, key=len, reverse=True):
+        if other == namespace or len(other) <= len(namespace):
+            continue
+        for glob in policy.store_names:
+            if NAMESPACE_PLACEHOLDER in glob and fnmatch.fnmatchcase(
+                store_name, glob.replace(NAMESPACE_PLACEHOLDER, other)
+            ):
+                return other
+    return None
