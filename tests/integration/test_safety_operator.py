@@ -273,7 +273,7 @@ def test_secret_names_cannot_walk_to_another_namespace(
         unique("entry"): spec(entries=[entry("STOLEN", TRAVERSAL)]),
         unique("from"): spec(entries=[entry("MINE", "mine")], entriesFrom=[{"secretRef": {"name": TRAVERSAL}}]),
     }
-    today = KubernetesEmulator().store  # the CRD of today, in memory: it refuses each of them at the door
+    today = KubernetesEmulator(crds=CRDS).store  # the CRD of today, in memory: it refuses each of them at the door
     for name, body in objects.items():
         with pytest.raises(ApiError) as refused:
             today.create("fastlysecretstores", {"metadata": {"name": name}, "spec": body}, namespace="default")
