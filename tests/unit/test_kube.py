@@ -43,6 +43,21 @@ async def test_a_name_cannot_walk_to_another_namespace(server: ScriptedServer) -
     assert server.seen[0].headers["Authorization"] == "Bearer t0ken"
 
 
+async def test_a_server_behind_a_path_keeps_its_path_and_queries_reach_it(server: ScriptedServer) -> None:
+    # Rancher and other proxies serve the API under a path: every call must keep it.
+    client = kube.connect(kube.Credentials(server=server.url + "/k8s/clusters/c-1/"))
+    try:
+        await client.request("GET", kube.secret_path("shop", "token"))
+        await client.request("GET", kube.stores_path("shop"), query={"limit": 1})
+    finally:
+        await client.aclose()
+    assert [seen.raw_path for seen in server.seen] == [
+        "/k8s/clusters/c-1/api/v1/namespaces/shop/secrets/token",
+        "/k8s/clusters/c-1/apis/fastly.operator.dev/v1alpha1/namespaces/shop/fastlysecretstores",
+    ]
+    assert [seen.query for seen in server.seen] == [{}, {"limit": "1"}]
+
+
 @pytest.mark.parametrize("name", ["", ".", ".."])
 async def test_names_a_client_would_drop_or_resolve_are_refused_before_sending(
     server: ScriptedServer, name: str

@@ -42,16 +42,18 @@ class PooledShards(httpx.AsyncBaseTransport):
     ``max_keepalive_connections`` in total. Many small pools, each keeping all its connections alive, avoid both.
 
     Certificates are always verified (``httpx.create_ssl_context()``: certifi's bundle, or the one
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` names), one context for all shards. ``proxy`` (see
-    ``environment_proxy``) sends every request through an HTTP(S) proxy, tunnelling to https endpoints. Redirects
-    are never followed here (a transport does not); answers come back read in full (Fastly's are small JSON
-    documents), so a connection is free again as soon as a request returns.
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` names; or the ``ssl_context`` given), one context for all shards.
+    ``proxy`` (see ``environment_proxy``) sends every request through an HTTP(S) proxy, tunnelling to https
+    endpoints. Redirects are never followed here (a transport does not); answers come back read in full (small
+    JSON documents), so a connection is free again as soon as a request returns.
     """
 
-    def __init__(self, *, shards: int, per_shard: int, proxy: str | None = None) -> None:
+    def __init__(
+        self, *, shards: int, per_shard: int, proxy: str | None = None, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         if shards < 1 or per_shard < 1:
             raise ValueError("PooledShards needs at least one shard of at least one connection")
-        self.ssl_context: ssl.SSLContext = httpx.create_ssl_context()
+        self.ssl_context: ssl.SSLContext = ssl_context or httpx.create_ssl_context()
         self._shards = [_pool(self.ssl_context, per_shard, proxy) for _ in range(shards)]
         self._busy = [0] * shards  # requests each shard is serving
 

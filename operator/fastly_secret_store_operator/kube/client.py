@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from fastly_secret_store_operator.fastly.transport import PooledShards
 from fastly_secret_store_operator.kube.credentials import Credentials
 from fastly_secret_store_operator.kube.errors import KubeError, error_for_status
 
@@ -20,6 +21,9 @@ JSON = "application/json"
 REQUEST_TIMEOUT = (5.0, 30.0)
 #: Requests in flight at once before the next waits for a connection (every reconcile slot plus the watches).
 DEFAULT_CONNECTIONS = 64
+CONNECTIONS_PER_SHARD = 4
+#: Watches at once: one per served namespace (or one for all), and room for a reconnect.
+STREAM_CONNECTIONS = 64
 
 Query = Mapping[str, str | int]
 
@@ -48,13 +52,26 @@ class KubeClient:
     def __init__(self, credentials: Credentials, *, connections: int = DEFAULT_CONNECTIONS) -> None:
         self.credentials = credentials
         self._extensions = {"sni_hostname": credentials.tls_server_name} if credentials.tls_server_name else {}
-        self._http = httpx.AsyncClient(
+        ssl_context = credentials.ssl_context() if credentials.server.startswith("https:") else None
+        timeout = httpx.Timeout(REQUEST_TIMEOUT[1], connect=REQUEST_TIMEOUT[0])
+        self._timeout = timeout.as_dict()
+        # Calls go straight to small pools, as the Fastly client's do: httpcore walks every connection of a pool on
+        # each request (encode/httpcore#1035), which in one pool of 40 cost a third of the operator's CPU; and an
+        # AsyncClient around a transport adds nothing these calls use (no redirects, cookies or auth flows).
+        shards = max(1, -(-connections // CONNECTIONS_PER_SHARD))
+        self._calls = PooledShards(
+            shards=shards, per_shard=CONNECTIONS_PER_SHARD, proxy=credentials.proxy, ssl_context=ssl_context
+        )
+        self._base = httpx.URL(credentials.server)
+        self._prefix = self._base.raw_path.rstrip(b"/")  # a server behind a path (a proxy's /k8s/clusters/x)
+        # Watches hold their connection for minutes, streaming: a pool of their own.
+        self._streams = httpx.AsyncClient(
             base_url=credentials.server,
-            verify=credentials.ssl_context() if credentials.server.startswith("https:") else True,
+            verify=ssl_context if ssl_context is not None else True,
             proxy=credentials.proxy,
-            trust_env=False,  # the kubeconfig says which proxy, as for kubectl and the kubernetes client
-            timeout=httpx.Timeout(REQUEST_TIMEOUT[1], connect=REQUEST_TIMEOUT[0]),
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            trust_env=False,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=STREAM_CONNECTIONS, max_keepalive_connections=STREAM_CONNECTIONS),
         )
 
     @property
@@ -83,16 +100,16 @@ class KubeClient:
     ) -> bytes:
         """One call, its answer read in full; raises KubeError on an error status or no answer."""
         content = None if body is None else json.dumps(body).encode()
+        request = httpx.Request(
+            method,
+            self._base.copy_with(raw_path=self._prefix + path.encode()),
+            params=dict(query) if query else None,
+            content=content,
+            headers=self._headers(accept, content_type if content is not None else None),
+            extensions={**self._extensions, "timeout": timeouts.as_dict() if timeouts is not None else self._timeout},
+        )
         try:
-            response = await self._http.request(
-                method,
-                path,
-                params=dict(query or {}),
-                content=content,
-                headers=self._headers(accept, content_type if content is not None else None),
-                timeout=timeouts if timeouts is not None else httpx.USE_CLIENT_DEFAULT,
-                extensions=self._extensions,
-            )
+            response = await self._calls.handle_async_request(request)
         except httpx.HTTPError as error:
             raise KubeError(None, type(error).__name__) from None
         if not response.is_success:
@@ -108,7 +125,7 @@ class KubeClient:
     ) -> AsyncIterator[AsyncIterator[str]]:
         """A streamed GET (a watch): yields its lines. The error status of the answer raises KubeError before
         any line; so does a stream broken part way. Leaving the block closes the stream."""
-        request = self._http.build_request(
+        request = self._streams.build_request(
             "GET",
             path,
             params=dict(query or {}),
@@ -117,7 +134,7 @@ class KubeClient:
             extensions=self._extensions,
         )
         try:
-            response = await self._http.send(request, stream=True)
+            response = await self._streams.send(request, stream=True)
         except httpx.HTTPError as error:
             raise KubeError(None, type(error).__name__) from None
         try:
@@ -128,7 +145,8 @@ class KubeClient:
             await response.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._calls.aclose()
+        await self._streams.aclose()
 
 
 async def _lines(response: httpx.Response) -> AsyncIterator[str]:
