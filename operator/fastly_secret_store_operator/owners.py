@@ -77,7 +77,10 @@ class ClaimIndex:
 
     def observed(self, claim: Claim) -> None:
         """The watch delivered `claim` (called from the index function, before Kopf stores it)."""
-        if claim.rank == NEWCOMER:
+        seen = self._seen.get(claim.uid)
+        # Lost: the cluster had shown the claim and shows it no more (an older event, from before the claim was
+        # written, is no loss: the watch delivers events in order).
+        if claim.rank == NEWCOMER and seen is not None and seen.rank != NEWCOMER:
             kept = self._still_claimed(claim)
             if kept is not None:
                 logger.info("%s: its status lost its claim on store %s; writing it back", claim.who, claim.store_name)
