@@ -236,3 +236,19 @@ async def test_a_spec_naming_both_or_a_bad_account_is_refused_before_any_request
     assert ready(result.status)["reason"] == "InvalidSpec"
     assert "accountRef" in ready(result.status)["message"]
     assert fastly.requests == []
+
+
+async def test_a_store_name_of_a_longer_selected_namespace_is_not_taken_by_its_prefix(
+    fastly: FastlyEmulator, account_env: Environment, accounts: MemoryAccounts
+) -> None:
+    accounts.specs["platform"]["allowedNamespaces"] = {"selector": {"matchLabels": {"tenant": "true"}}}
+    accounts.labels[NAMESPACE] = {"tenant": "true"}
+    accounts.labels[f"{NAMESPACE}-prod"] = {"tenant": "true"}  # another tenant, selected by the same labels
+    squatting = await reconcile_object(account_view({"name": f"{NAMESPACE}-prod-db"}), account_env, checkpoint=Marks())
+    assert ready(squatting.status)["reason"] == "StoreNameNotAllowed"
+    assert f"namespace {NAMESPACE}-prod" in ready(squatting.status)["message"]
+    assert fastly.requests == []
+    # A name no longer namespace may claim is fine; so is one whose longer namespace the account does not select.
+    accounts.labels[f"{NAMESPACE}-prod"] = {"tenant": "false"}
+    allowed = await reconcile_object(account_view({"name": f"{NAMESPACE}-prod-db"}), account_env, checkpoint=Marks())
+    assert ready(allowed.status)["reason"] == "Synced"

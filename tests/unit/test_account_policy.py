@@ -9,6 +9,7 @@ import pytest
 
 from fastly_secret_store_operator.reconcile.account_policy import (
     AccountPolicy,
+    longer_namespaces_fitting,
     namespace_refusal,
     parse_account,
     store_name_refusal,
@@ -165,3 +166,12 @@ def test_a_store_name_of_a_longer_listed_namespace_is_not_taken_by_its_prefix() 
     assert "namespace shop-prod" in refusal
     assert store_name_refusal(shared, "shop-prod", "shop-prod-db") is None
     assert store_name_refusal(shared, "shop", "shop-cart") is None
+
+
+def test_the_longer_namespaces_a_store_name_may_belong_to_are_found_from_the_name() -> None:
+    shared = policy(
+        allowedNamespaces={"names": ["shop"]}, storeNames=["{namespace}-*", "x.{namespace}.*", "*-{namespace}"]
+    )
+    assert longer_namespaces_fitting(shared, "shop", "shop-prod-eu-db") == ["shop-prod-eu", "shop-prod"]
+    assert longer_namespaces_fitting(shared, "shop", "x.shop-prod.db") == ["shop-prod"]
+    assert longer_namespaces_fitting(shared, "shop", "shop.db") == []

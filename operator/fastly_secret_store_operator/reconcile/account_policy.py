@@ -7,6 +7,7 @@ account and the rule that refused (never the token), for the FastlySecretStore's
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -200,3 +201,27 @@ def _more_specific_namespace(policy: AccountPolicy, namespace: str, store_name: 
             ):
                 return other
     return None
+
+
+#: A namespace name: a DNS-1123 label.
+_NAMESPACE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def longer_namespaces_fitting(policy: AccountPolicy, namespace: str, store_name: str) -> list[str]:
+    """Namespace names longer than `namespace` whose store-name patterns would also fit `store_name`, longest
+    first: the namespaces a selector might allow that the name may belong to. Found for globs with no wildcard
+    before `{namespace}` (the name then fixes where a namespace starts)."""
+    found: set[str] = set()
+    for glob in policy.store_names:
+        before, placeholder, _ = glob.partition(NAMESPACE_PLACEHOLDER)
+        if not placeholder or any(char in before for char in "*?[") or not store_name.startswith(before):
+            continue
+        start = len(before)
+        for end in range(start + len(namespace) + 1, len(store_name) + 1):
+            other = store_name[start:end]
+            if _NAMESPACE_NAME.match(other) and fnmatch.fnmatchcase(
+                store_name, glob.replace(NAMESPACE_PLACEHOLDER, other)
+            ):
+                found.add(other)
+    found.discard(namespace)
+    return sorted(found, key=len, reverse=True)

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from fastly_secret_store_operator.reconcile.account_policy import (
     AccountPolicy,
+    longer_namespaces_fitting,
     namespace_refusal,
     parse_account,
     store_name_refusal,
@@ -92,6 +93,8 @@ async def token_source(accounts: Accounts | None, namespace: str, spec: StoreSpe
     if refusal is not None:
         raise ReconcileError("AccountNotAllowed", f"{refusal}. Nothing was sent to Fastly")
     refusal = store_name_refusal(policy, namespace, spec.name)
+    if refusal is None and policy.selector is not None and accounts.selectors_evaluated:
+        refusal = await _claimed_by_a_selected_namespace(accounts, policy, namespace, spec.name)
     if refusal is not None:
         raise ReconcileError("StoreNameNotAllowed", f"{refusal}. Nothing was sent to Fastly")
     return TokenSource(
@@ -100,3 +103,20 @@ async def token_source(accounts: Accounts | None, namespace: str, spec: StoreSpe
         field=f"FastlyAccount {policy.name} {TOKEN_FIELD}",
         account=policy,
     )
+
+
+async def _claimed_by_a_selected_namespace(
+    accounts: Accounts, policy: AccountPolicy, namespace: str, store_name: str
+) -> str | None:
+    """With `{namespace}-*`, namespace `shop` must not take `shop-prod-db` when the selector allows an existing
+    namespace `shop-prod`: the name belongs to the longer one. (Names listed in `names` are checked without I/O.)"""
+    for other in longer_namespaces_fitting(policy, namespace, store_name):
+        labels = await accounts.namespace_labels(other)
+        if labels is not None and policy.selector is not None and policy.selector.matches(labels):
+            return (
+                f"FastlyAccount {policy.name} does not allow the store name {store_name!r} from namespace "
+                f"{namespace}: it also fits the store names of namespace {other}, a longer name the account "
+                "allows, and belongs to it. Choose a spec.name only this namespace's pattern fits (a new object: the "
+                "name is immutable)"
+            )
+    return None
