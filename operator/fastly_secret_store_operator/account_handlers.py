@@ -1,7 +1,9 @@
 """Kopf handlers for FastlyAccounts: thin wiring from cluster events to account_registry and
 reconcile.account_status.
 
-- an index of FastlyAccount specs, and one of FastlySecretStores by the account they name (who uses which);
+- an index of FastlyAccount specs (Kopf fills it before any handler runs after a start, so no object is told
+  AccountNotFound while the accounts are still being listed); who uses an account is derived from the claims
+  index (owners.py), not kept a second time;
 - a watch-event handler: an edited (or new, or deleted) account wakes every object using it;
 - a daemon per account: checks its token (accountId, Ready, tokenExpiresAt, a Warning 7 days before expiry);
 - a delete handler behind the finalizer: the deletion waits while objects use the account.
@@ -23,7 +25,6 @@ from fastly_secret_store_operator.runtime import Runtime
 from fastly_secret_store_operator.waiting import wait_for_wake
 
 ACCOUNTS = (kube.GROUP, kube.VERSION, ACCOUNTS_PLURAL)
-STORES = (kube.GROUP, kube.VERSION, kube.PLURAL)
 #: How often a healthy account's token is checked again (GET /tokens/self is cached for as long anyway).
 RECHECK_SECONDS = 3600.0
 #: The retry of a check that failed (a missing Secret is noticed at once through the Secret watch).
@@ -41,32 +42,18 @@ def _accounts(memo: Any) -> ClusterAccounts:
 
 @kopf.index(*ACCOUNTS)
 async def fastly_accounts(body: kopf.Body, name: str, memo: Any, **_: Any) -> Any:
-    """Every FastlyAccount's spec, by name; the registry hears of it first, so a change wakes its users."""
+    """Every FastlyAccount's spec, by name, into the registry (the index's value itself is not read: what matters
+    is that Kopf fills it before handlers run); a change wakes the account's users."""
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
         runtime.accounts.observed(name, dict(body.spec), body.metadata.get("generation"))
     return {name: dict(body.spec)}
 
 
-@kopf.index(*STORES)
-async def account_users(body: kopf.Body, uid: str, namespace: str | None, name: str, **_: Any) -> Any:
-    """FastlySecretStores by the FastlyAccount they name: (uid, namespace/name, whether it holds the account).
-
-    Every object naming the account is woken when the account changes (a refused one may be allowed now); only
-    one that got through it (its status records the account, or a create) holds the account's deletion: a
-    refused tenant must not be able to keep a platform team's account alive."""
-    ref = body.spec.get("accountRef")
-    account = ref.get("name") if isinstance(ref, dict) else None
-    status = body.get("status") or {}
-    holds = bool(status.get("accountId") or status.get("createRequestedAt"))
-    return {account: (uid, f"{namespace}/{name}", holds)} if isinstance(account, str) else None
-
-
 @kopf.on.event(*ACCOUNTS)
-async def notice_account_change(type: str, body: kopf.Body, name: str, memo: Any, **indexes: Any) -> None:
+async def notice_account_change(type: str, body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
     """A FastlyAccount changed or went: the objects using it are re-evaluated within seconds."""
     accounts = _accounts(memo)
-    accounts.bind_users(indexes["account_users"])
     if type == "DELETED":
         accounts.observed(name, None, None)
         accounts.forget(name)
@@ -75,10 +62,9 @@ async def notice_account_change(type: str, body: kopf.Body, name: str, memo: Any
 
 
 @kopf.daemon(*ACCOUNTS, cancellation_timeout=5.0)
-async def check_token(stopped: kopf.DaemonStopped, body: kopf.Body, name: str, memo: Any, **indexes: Any) -> None:
+async def check_token(stopped: kopf.DaemonStopped, body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     accounts = runtime.accounts
-    accounts.bind_users(indexes["account_users"])
     while not stopped:
         wake = accounts.wake(name)
         wake.clear()
@@ -120,10 +106,9 @@ async def _check_once(runtime: Runtime, body: kopf.Body, name: str) -> float:
 
 
 @kopf.on.delete(*ACCOUNTS)
-async def hold_deletion(body: kopf.Body, name: str, memo: Any, **indexes: Any) -> None:
+async def hold_deletion(body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
     """The finalizer: a FastlyAccount in use is deleted only once no FastlySecretStore names it."""
     accounts = _accounts(memo)
-    accounts.bind_users(indexes["account_users"])
     users = accounts.users(name)
     if not users:
         accounts.forget(name)

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastly_secret_store_operator import kube
 from fastly_secret_store_operator.kube.api import MERGE_PATCH
+from fastly_secret_store_operator.reconcile.ownership import NEWCOMER, Claim
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +35,18 @@ class ClusterAccounts:
         token_namespace: str,
         selectors_evaluated: bool,
         wake_object: Callable[[str], bool],
+        claims_through: Callable[[str], Iterable[Claim]],
     ) -> None:
-        """`wake_object(uid)` wakes the sync loop of a FastlySecretStore (False when it has none here)."""
+        """`wake_object(uid)` wakes the sync loop of a FastlySecretStore (False when it has none here);
+        `claims_through("account:NAME")` gives the claims of the objects naming a FastlyAccount (the claims index:
+        who uses an account is derived from it, not kept a second time)."""
         self._api = api
         self._token_namespace = token_namespace
         self._selectors_evaluated = selectors_evaluated
         self._wake_object = wake_object
         self._specs: dict[str, Mapping[str, Any]] = {}
         self._generations: dict[str, Any] = {}
-        self._users: Mapping[str, Iterable[tuple[str, str, bool]]] = {}
+        self._claims_through = claims_through
         self._wakes: dict[str, asyncio.Event] = {}
 
     # reconcile.accounts.Accounts
@@ -70,13 +74,13 @@ class ClusterAccounts:
 
     # Fed by the handlers
 
-    def bind_users(self, index: Mapping[str, Iterable[tuple[str, str, bool]]]) -> None:
-        """Kopf's live index of FastlySecretStores by the account they name: (uid, namespace/name, holds)."""
-        self._users = index
+    def _users(self, name: str) -> list[Claim]:
+        return list(self._claims_through(f"account:{name}"))
 
     def users(self, name: str) -> list[str]:
-        """namespace/name of every FastlySecretStore that got through the account (and so holds its deletion)."""
-        return sorted({who for _, who, holds in self._users.get(name, ()) if holds})
+        """namespace/name of every FastlySecretStore that got through the account (its status records a claim): those
+        hold the account's deletion. A refused tenant must not be able to keep a platform team's account alive."""
+        return sorted({claim.who for claim in self._users(name) if claim.rank != NEWCOMER})
 
     def observed(self, name: str, spec: Mapping[str, Any] | None, generation: Any) -> None:
         """The watch delivered the account (None: it is gone); a new generation wakes its users and its check."""
@@ -102,7 +106,8 @@ class ClusterAccounts:
         self._wakes.pop(name, None)
 
     def wake_users(self, name: str) -> int:
-        woken = sum(1 for uid, _, _ in list(self._users.get(name, ())) if self._wake_object(uid))
+        # Every object naming the account, refused ones included: an edit may allow them now.
+        woken = sum(1 for claim in self._users(name) if self._wake_object(claim.uid))
         if woken:
             logger.debug("FastlyAccount %s changed: woke %d FastlySecretStores", name, woken)
         return woken

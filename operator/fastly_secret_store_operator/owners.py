@@ -65,6 +65,10 @@ class ClaimIndex:
         claims.update(self._by_name.get(store_name, {}))
         return list(claims.values())
 
+    def claims_through(self, token_scope: str) -> list[Claim]:
+        """The claims of every object whose token comes from `token_scope` (`account:NAME`: a FastlyAccount)."""
+        return [claim for claim in self._seen.values() if claim.token_scope == token_scope]
+
     @contextlib.asynccontextmanager
     async def deciding(self, store_name: str) -> AsyncIterator[None]:
         lock = self._locks[store_name]

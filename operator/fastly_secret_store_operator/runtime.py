@@ -67,6 +67,7 @@ async def start_runtime(config: OperatorConfig, metrics: Metrics, client: kube.K
         token_namespace=config.operator_namespace,
         selectors_evaluated=not config.namespaced,
         wake_object=tracker.wake_object,
+        claims_through=owners.claims_through,
     )
     env = Environment(
         secrets=ClusterSecrets(api),

@@ -144,7 +144,7 @@ def test_an_object_the_account_refuses_holds_the_account_deletion(
 ) -> None:
     """Issue 14: deletion of a FastlyAccount is held while objects *use* it. An object in a namespace the account
     never allowed (AccountNotAllowed, zero Fastly requests) counts as a user too (account_handlers.py
-    account_users indexes every accountRef), so any tenant who can create a FastlySecretStore can block the
+    every object naming the account held it), so any tenant who can create a FastlySecretStore can block the
     platform team's deletion of any FastlyAccount, and the account's condition publishes the tenant's object."""
     operator_ns, allowed, outsider = unique("fsso"), unique("allowed"), unique("outsider")
     for namespace in (operator_ns, allowed, outsider):
