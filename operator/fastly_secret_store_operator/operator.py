@@ -99,17 +99,21 @@ async def run_operator(
         memo = kopf.Memo(
             config=config, metrics=metrics, watch_audit=audit, kube_client=client, kube_credentials=credentials
         )
-        if not options.leader_elect:
+
+        async def serve(*, standalone: bool, stop: asyncio.Event | None) -> None:
             await kopf.operator(
                 registry=registry,
                 ready_flag=ready_flag,
                 clusterwide=options.all_namespaces,
                 namespaces=options.namespaces,
-                standalone=options.standalone,
+                standalone=standalone,
                 liveness_endpoint=options.liveness,
                 memo=memo,
-                stop_flag=stop_flag,
+                stop_flag=stop,
             )
+
+        if not options.leader_elect:
+            await serve(standalone=options.standalone, stop=stop_flag)
             return
         stop = stop_flag if stop_flag is not None else asyncio.Event()
         # A client of its own: the handlers close theirs when Kopf stops, before the Lease is released, and
@@ -122,24 +126,15 @@ async def run_operator(
             options.lease_timings,
         )
 
-        async def serve() -> None:
+        async def lead() -> None:
             # Only the leader runs Kopf, so Kopf's own peering (which needs KopfPeering objects) has nothing to
             # coordinate: run it standalone whatever --standalone says.
-            await kopf.operator(
-                registry=registry,
-                ready_flag=ready_flag,
-                clusterwide=options.all_namespaces,
-                namespaces=options.namespaces,
-                standalone=True,
-                liveness_endpoint=options.liveness,
-                memo=memo,
-                stop_flag=stop,
-            )
+            await serve(standalone=True, stop=stop)
 
         # Kopf handles SIGTERM and SIGINT while it runs; before (a standby) and after it (the release), so do we.
         try:
             with _stopping_on_signals(stop):
-                await run_as_leader(elector, serve, stop, liveness_url=options.liveness)
+                await run_as_leader(elector, lead, stop, liveness_url=options.liveness)
         finally:
             await lease_client.aclose()
     finally:
