@@ -31,8 +31,8 @@ otherwise; so the check plugs into `--liveness` as an `@kopf.on.probe` handler. 
 for 10 s, a failing one not at all.
 
 The audit lists exactly the scope Kopf watches: all namespaces, or the `--namespace` names (exact names).
-It assumes one operator instance (`--standalone`, as deployed): with Kopf peering, a paused standby would
-see no events and fail its probe.
+It runs where Kopf runs: one instance (`--standalone`), or the leader under `--leader-elect` (standbys run no
+Kopf and answer the probe themselves). With Kopf peering, a paused standby would see no events and fail it.
 """
 
 from __future__ import annotations
