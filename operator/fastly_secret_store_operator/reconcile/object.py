@@ -275,9 +275,7 @@ async def _claim(
     checkpoint: Checkpoint,
 ) -> None:
     """Make sure no other object manages this store, and record this object's claim before anything is made."""
-    me = obj.claim()
-    if obj.status.get("accountId") != account_id or obj.status.get("storeName") != spec.name:
-        me = replace(me, account_id=None, store_id=None)
+    me = obj.claim()  # a claim of another account was refused already (_check_account)
 
     def refuse(owner: Claim) -> ReconcileError:
         return ReconcileError(
