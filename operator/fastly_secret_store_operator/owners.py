@@ -49,7 +49,8 @@ class ClaimIndex:
         self._on_change = on_change
         self._remembered = remembered
         self._on_lost = on_lost
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: store name -> its lock and how many passes hold or wait for it (dropped when none does).
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._seen: dict[str, Claim] = {}
         self._by_name: defaultdict[str, dict[str, Claim]] = defaultdict(dict)
         self._echo: dict[str, tuple[Callable[[Claim], bool], asyncio.Event]] = {}
@@ -71,13 +72,19 @@ class ClaimIndex:
 
     @contextlib.asynccontextmanager
     async def deciding(self, store_name: str) -> AsyncIterator[None]:
-        lock = self._locks[store_name]
+        # Counted, not judged by lock.locked(): a lock just released still has its next waiter, and a new lock
+        # made meanwhile would let a third pass decide alongside it.
+        lock, users = self._locks.get(store_name, (asyncio.Lock(), 0))
+        self._locks[store_name] = (lock, users + 1)
         try:
             async with lock:
                 yield
         finally:
-            if not lock.locked() and self._locks.get(store_name) is lock:
+            lock, users = self._locks[store_name]
+            if users == 1:
                 del self._locks[store_name]
+            else:
+                self._locks[store_name] = (lock, users - 1)
 
     def observed(self, claim: Claim) -> None:
         """The watch delivered `claim` (called from the index function, before Kopf stores it)."""

@@ -107,3 +107,27 @@ async def test_a_claim_the_cluster_loses_while_known_here_keeps_standing_and_wak
     known.clear()
     index.observed(claim("owner", "2026-01-01T00:00:00Z", account=None))
     assert woken == ["shared"]
+
+
+async def test_passes_deciding_on_one_store_name_take_turns_however_they_queue() -> None:
+    index = ClaimIndex(lambda _: None)
+    inside: list[int] = []
+    most = 0
+
+    async def decide(number: int) -> None:
+        nonlocal most
+        async with index.deciding("shared"):
+            inside.append(number)
+            most = max(most, len(inside))
+            for _ in range(5):  # deciding takes a few turns of the loop (a claim written and echoed)
+                await asyncio.sleep(0)
+            inside.remove(number)
+
+    first = asyncio.create_task(decide(1))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(decide(2))  # queued behind the first
+    await asyncio.wait([first])
+    # The first has let go; the second holds the lock (or is about to): a third must still wait its turn.
+    third = asyncio.create_task(decide(3))
+    await asyncio.gather(second, third)
+    assert most == 1
